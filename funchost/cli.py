@@ -1,0 +1,118 @@
+"""``python -m funchost start [APP_DIR] [--port 7071] [--host 127.0.0.1] [--store SPEC]``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from aiohttp import web
+
+from funchost import __version__
+from funchost.app_loader import FunctionIndex, load_app
+from funchost.config import HostConfig, load_host_config, load_local_settings
+from funchost.durable.engine import Engine
+from funchost.errors import FunchostError
+from funchost.http.server import TriggerRouter, build_app
+from funchost.stores import create_store
+
+logger = logging.getLogger("funchost")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m funchost",
+                                     description="Run an Azure Functions Python app and its Durable Functions locally.")
+    parser.add_argument("--version", action="version", version=f"funchost {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    start = commands.add_parser("start", help="serve the app in APP_DIR")
+    start.add_argument("app_dir", nargs="?", default=".", help="folder holding function_app.py (default: .)")
+    start.add_argument("--port", type=int, default=7071, help="HTTP port (default: 7071)")
+    start.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
+    start.add_argument("--store", default="sqlite",
+                       help="task hub: sqlite (a file under APP_DIR/.funchost), sqlite:PATH, or memory")
+    start.add_argument("--verbose", action="store_true", help="log at DEBUG")
+    return parser
+
+
+def _print_functions(functions: FunctionIndex, router: TriggerRouter, base: str) -> None:
+    lines = ["", "Functions:", ""]
+    for fn in functions.http:
+        methods = ",".join(fn.methods) if fn.methods else "GET,POST,PUT,PATCH,DELETE,HEAD,OPTIONS"
+        lines.append(f"\t{fn.name}: [{methods}] {router.url_of(fn, base)}")
+        lines.append("")
+    seen: set[int] = set()
+    for kind, group in (("orchestrationTrigger", functions.orchestrators), ("activityTrigger", functions.activities),
+                        ("entityTrigger", functions.entities)):
+        for handler in group.values():
+            if id(handler) in seen:
+                continue
+            seen.add(id(handler))
+            lines.append(f"\t{handler.name}: {kind}")
+            lines.append("")
+    for name, kind in functions.unsupported:
+        lines.append(f"\t{name}: {kind} (not run by funchost)")
+        lines.append("")
+    print("\n".join(lines), flush=True)
+
+
+async def _serve(app_dir: Path, config: HostConfig, functions: FunctionIndex, args: argparse.Namespace) -> None:
+    store = create_store(args.store, app_dir, config.durable.hub_name)
+    store.open()
+    logger.info("task hub %s on %s", config.durable.hub_name, store.location)
+    pool = ThreadPoolExecutor(max_workers=max(4, config.durable.max_concurrent_activities),
+                              thread_name_prefix="http")
+    engine = Engine(store, functions, config.durable)
+    local_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    rpc_base = f"http://{local_host}:{args.port}"
+    app = build_app(functions, engine, hub=config.durable.hub_name, route_prefix=config.route_prefix,
+                    rpc_base=rpc_base, pool=pool)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, args.host, args.port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as err:
+            raise FunchostError(f"Cannot listen on {args.host}:{args.port}: {err.strerror}") from err
+        await engine.start()
+        _print_functions(functions, app["router"], rpc_base)
+        print(f"funchost {__version__}: serving {app_dir} on http://{args.host}:{args.port} "
+              f"(task hub {config.durable.hub_name}, store {store.location}). Press Ctrl+C to stop.", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        print("Stopping funchost...", flush=True)
+    finally:
+        await engine.stop()
+        await runner.cleanup()
+        pool.shutdown(wait=False, cancel_futures=True)
+        store.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="[%(asctime)s] %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("azure").setLevel(logging.WARNING)
+    app_dir = Path(args.app_dir).resolve()
+    try:
+        if not app_dir.is_dir():
+            raise FunchostError(f"App folder {app_dir} does not exist.")
+        load_local_settings(app_dir)
+        config = load_host_config(app_dir)
+        os.environ.setdefault("FUNCTIONS_WORKER_RUNTIME", "python")
+        functions = load_app(app_dir)
+        asyncio.run(_serve(app_dir, config, functions, args))
+    except FunchostError as err:
+        print(f"funchost: {err}", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    return 0

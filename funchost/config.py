@@ -1,0 +1,121 @@
+"""Reads an app folder's host.json and local.settings.json into the settings the host runs with.
+
+Only the settings that change how the app behaves locally are read (protocol spec section 7);
+everything else in host.json is left to the real host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from funchost.errors import ConfigError
+
+DEFAULT_HUB_NAME = "TestHubName"
+
+
+@dataclass(frozen=True)
+class DurableSettings:
+    """``extensions.durableTask`` of host.json."""
+
+    hub_name: str = DEFAULT_HUB_NAME
+    max_concurrent_activities: int = 10
+    max_concurrent_orchestrations: int = 10
+    max_concurrent_entities: int = 10
+    max_entity_batch_size: int = 50
+    partition_count: int = 4
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    """What host.json says, with the defaults the Functions host applies."""
+
+    route_prefix: str = "api"
+    durable: DurableSettings = DurableSettings()
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as err:
+        raise ConfigError(f"Cannot read {path.name}: {err.strerror}") from err
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path.name} is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}") from err
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path.name} must hold a JSON object")
+    return value
+
+
+def _positive_int(section: dict[str, Any], key: str, default: int) -> int:
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"host.json: extensions.durableTask.{key} must be a positive integer, not {value!r}")
+    return value
+
+
+def load_host_config(app_dir: Path) -> HostConfig:
+    """Parse ``app_dir/host.json``; a missing file means all defaults, as in the real host."""
+    path = app_dir / "host.json"
+    if not path.exists():
+        return HostConfig()
+    raw = _read_json(path)
+    extensions = raw.get("extensions") or {}
+    if not isinstance(extensions, dict):
+        raise ConfigError("host.json: 'extensions' must be an object")
+    http = extensions.get("http") or {}
+    prefix = http.get("routePrefix", "api") if isinstance(http, dict) else "api"
+    if not isinstance(prefix, str):
+        raise ConfigError("host.json: extensions.http.routePrefix must be a string")
+    durable_raw = extensions.get("durableTask") or {}
+    if not isinstance(durable_raw, dict):
+        raise ConfigError("host.json: extensions.durableTask must be an object")
+    provider = durable_raw.get("storageProvider") or {}
+    hub = durable_raw.get("hubName", DEFAULT_HUB_NAME)
+    if not isinstance(hub, str) or not hub.strip():
+        raise ConfigError("host.json: extensions.durableTask.hubName must be a non-empty string")
+    if len(hub) > 2 and hub.startswith("%") and hub.endswith("%"):
+        # The real host resolves %SETTING% references from app settings.
+        resolved = os.environ.get(hub[1:-1], "")
+        if not resolved:
+            raise ConfigError(f"host.json: hubName refers to app setting {hub[1:-1]!r}, which is not set")
+        hub = resolved
+    durable = DurableSettings(
+        hub_name=hub,
+        max_concurrent_activities=_positive_int(durable_raw, "maxConcurrentActivityFunctions", 10),
+        max_concurrent_orchestrations=_positive_int(durable_raw, "maxConcurrentOrchestratorFunctions", 10),
+        max_concurrent_entities=_positive_int(durable_raw, "maxConcurrentEntityFunctions", 10),
+        max_entity_batch_size=_positive_int(durable_raw, "maxEntityOperationBatchSize", 50),
+        partition_count=_positive_int(provider if isinstance(provider, dict) else {}, "partitionCount", 4),
+    )
+    return HostConfig(route_prefix=prefix.strip("/"), durable=durable)
+
+
+def load_local_settings(app_dir: Path, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Copy local.settings.json ``Values`` into the environment; variables already set win.
+
+    Returns the values that were applied, for logging.
+    """
+    env = os.environ if environ is None else environ
+    path = app_dir / "local.settings.json"
+    if not path.exists():
+        return {}
+    raw = _read_json(path)
+    values = raw.get("Values") or {}
+    if not isinstance(values, dict):
+        raise ConfigError("local.settings.json: 'Values' must be an object")
+    applied: dict[str, str] = {}
+    for key, value in values.items():
+        if value is None:
+            continue
+        if not isinstance(value, (str, int, float, bool)):
+            raise ConfigError(f"local.settings.json: Values.{key} must be a string")
+        if key not in env:
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            env[key] = text
+            applied[key] = text
+    return applied

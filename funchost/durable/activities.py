@@ -1,0 +1,89 @@
+"""Runs one activity the way the Python worker does: the ``azure.functions`` converters in and out.
+
+Async activities run on the event loop; sync ones in a thread pool sized by
+``maxConcurrentActivityFunctions``. The built-in HTTP activity behind ``context.call_http``
+runs through aiohttp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import json
+import logging
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import aiohttp
+from azure.functions import meta
+from azure.functions.durable_functions import ActivityTriggerConverter
+
+from funchost.app_loader import FunctionIndex
+from funchost.durable import history as h
+from funchost.durable.replay import HTTP_ACTIVITY
+from funchost.invocation import InvocationContext
+from funchost.stores.base import ActivityTask, Json
+
+logger = logging.getLogger(__name__)
+
+
+class ActivityRunner:
+    def __init__(self, functions: FunctionIndex, pool: ThreadPoolExecutor) -> None:
+        self.functions = functions
+        self.pool = pool
+        self._http: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+
+    async def run(self, task: ActivityTask) -> Json:
+        """Run ``task`` and return the TaskCompleted or TaskFailed event for its orchestration."""
+        started = time.time()
+        try:
+            if task.name == HTTP_ACTIVITY:
+                result_text: str | None = json.dumps(await self._call_http(json.loads(task.input or "{}")))
+            else:
+                result_text = await self._call_function(task)
+        except Exception as exc:
+            activity = self.functions.activity(task.name)
+            name = activity.durable_name if activity else task.name
+            logger.error("activity %s (instance %s, task %s) failed after %.0f ms",
+                         name, task.instance_id, task.task_id, (time.time() - started) * 1000,
+                         exc_info=exc)
+            reason = f"Activity function '{name}' failed:  {type(exc).__name__}: {exc}"
+            details = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            return h.task_failed(time.time(), task.task_id, reason, details)
+        return h.task_completed(time.time(), task.task_id, result_text)
+
+    async def _call_function(self, task: ActivityTask) -> str | None:
+        activity = self.functions.activity(task.name)
+        if activity is None:
+            raise LookupError(f"The activity function '{task.name}' doesn't exist, is disabled, "
+                              "or is not an activity function.")
+        datum = meta.Datum(type="string", value=task.input if task.input is not None else "null")
+        argument = ActivityTriggerConverter.decode(datum, trigger_metadata={})
+        kwargs: dict[str, Any] = {activity.input_param: argument}
+        if activity.wants_context:
+            kwargs["context"] = InvocationContext(activity.name)
+        if inspect.iscoroutinefunction(activity.user_fn):
+            result = await activity.user_fn(**kwargs)
+        else:
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(self.pool, functools.partial(activity.user_fn, **kwargs))
+        encoded = ActivityTriggerConverter.encode(result, expected_type=None)
+        return None if encoded.value is None else str(encoded.value)
+
+    async def _call_http(self, request: Json) -> Json:
+        if self._http is None:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=100))
+        headers = {k: v if isinstance(v, str) else ",".join(v) for k, v in (request.get("headers") or {}).items()}
+        if request.get("tokenSource"):
+            raise ValueError("call_http with a token_source needs a managed identity, which funchost does not have")
+        async with self._http.request(str(request.get("method", "GET")), str(request["uri"]),
+                                      data=request.get("content"), headers=headers) as response:
+            content = await response.text()
+            return {"statusCode": response.status, "headers": dict(response.headers.items()), "content": content}

@@ -1,0 +1,494 @@
+"""The Durable engine: dispatches orchestration episodes, entity batches and activities.
+
+Dispatch is event-driven: every write that makes work ready also wakes the worker for it, and
+durable timers are loop timers at their fire time, so nothing waits on a polling interval. The
+store stays the source of truth: at start-up the engine re-reads every pending message, due or
+future timer and activity work item, which is how a host killed at any moment resumes.
+
+Each instance (or entity) runs on at most one worker at a time; orchestrator code and entity
+batches run on the event loop (they are deterministic and short), activities on a bounded pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from funchost.app_loader import FunctionIndex
+from funchost.config import DurableSettings
+from funchost.durable import history as h
+from funchost.durable.activities import ActivityRunner
+from funchost.durable.entities import operation_request, run_batch, split_entity_id
+from funchost.durable.history import EventType, OrchestrationStatusCode
+from funchost.durable.replay import EpisodeRunner, new_engine_state, new_instance, order_for_delivery
+from funchost.errors import ManagementError
+from funchost.stores.base import (
+    COMPLETED,
+    FAILED,
+    PENDING,
+    RUNNING,
+    SUSPENDED,
+    TERMINATED,
+    ActivityTask,
+    Checkpoint,
+    InstanceRecord,
+    Json,
+    Message,
+    Store,
+)
+
+logger = logging.getLogger(__name__)
+
+CACHE_SIZE = 2000
+ACTIVE_STATUSES = (PENDING, RUNNING, SUSPENDED)
+
+
+class Engine:
+    """Owns one open task hub and runs everything addressed to it."""
+
+    def __init__(self, store: Store, functions: FunctionIndex, settings: DurableSettings) -> None:
+        self.store = store
+        self.functions = functions
+        self.settings = settings
+        self.episodes = EpisodeRunner(functions)
+        self._pool = ThreadPoolExecutor(max_workers=settings.max_concurrent_activities,
+                                        thread_name_prefix="activity")
+        self.activities = ActivityRunner(functions, self._pool)
+        self._ready: asyncio.Queue[str] = asyncio.Queue()
+        self._queued: set[str] = set()
+        self._running: set[str] = set()
+        self._again: set[str] = set()
+        self._activity_queue: asyncio.Queue[ActivityTask] = asyncio.Queue()
+        self._workers: list[asyncio.Task[None]] = []
+        self._timers: dict[tuple[str, float], asyncio.TimerHandle] = {}
+        self._cache: OrderedDict[str, tuple[InstanceRecord, list[Json]]] = OrderedDict()
+        self._changed = asyncio.Condition()
+        self._stopping = False
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Resume everything that was in flight, then start the workers."""
+        now = time.time()
+        for instance_id, visible_at in self.store.pending_message_times():
+            self._wake_at(instance_id, visible_at, now)
+        pending = self.store.pending_activities()
+        for task in pending:
+            self._activity_queue.put_nowait(task)
+        if pending:
+            logger.info("resuming %d activity work items left by the previous host", len(pending))
+        for _ in range(self.settings.max_concurrent_orchestrations):
+            self._workers.append(asyncio.create_task(self._orchestration_worker()))
+        for _ in range(self.settings.max_concurrent_activities):
+            self._workers.append(asyncio.create_task(self._activity_worker()))
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for handle in self._timers.values():
+            handle.cancel()
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        await self.activities.close()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # --- waking ---------------------------------------------------------------------------------
+
+    def wake(self, instance_id: str) -> None:
+        if instance_id in self._running:
+            self._again.add(instance_id)
+        elif instance_id not in self._queued:
+            self._queued.add(instance_id)
+            self._ready.put_nowait(instance_id)
+
+    def _wake_at(self, instance_id: str, at: float, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        if at <= now:
+            self.wake(instance_id)
+            return
+        key = (instance_id, at)
+        if key in self._timers:
+            return
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            self._timers.pop(key, None)
+            self.wake(instance_id)
+
+        # A few ms late rather than early: a timer message is only visible from its fire time.
+        self._timers[key] = loop.call_later(at - now + 0.002, fire)
+
+    def _after_commit(self, checkpoint: Checkpoint) -> None:
+        now = time.time()
+        for message in checkpoint.messages:
+            self._wake_at(message.instance_id, message.visible_at, now)
+        for task in checkpoint.activities:
+            self._activity_queue.put_nowait(task)
+
+    def commit(self, checkpoint: Checkpoint) -> None:
+        self.store.commit(checkpoint)
+        if checkpoint.instance is not None:
+            self._remember(checkpoint.instance, checkpoint.new_history, checkpoint.replace_history)
+        for child in checkpoint.new_instances:
+            self._cache[child.instance_id] = (child, [])
+        self._after_commit(checkpoint)
+
+    # --- the instance cache (this host owns the hub, so the cache cannot go stale) -------------
+
+    def _load(self, instance_id: str) -> tuple[InstanceRecord, list[Json]] | None:
+        cached = self._cache.get(instance_id)
+        if cached is not None:
+            self._cache.move_to_end(instance_id)
+            return cached
+        record = self.store.load_instance(instance_id)
+        if record is None:
+            return None
+        entry = (record, self.store.load_history(instance_id))
+        self._cache[instance_id] = entry
+        self._trim_cache()
+        return entry
+
+    def _remember(self, record: InstanceRecord, new_history: list[Json], replace: bool) -> None:
+        cached = self._cache.get(record.instance_id)
+        if cached is None or replace:
+            history = list(new_history) if replace else self.store.load_history(record.instance_id)
+        else:
+            history = cached[1]
+            history.extend(new_history)
+        self._cache[record.instance_id] = (record, history)
+        self._cache.move_to_end(record.instance_id)
+        self._trim_cache()
+
+    def _trim_cache(self) -> None:
+        while len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
+
+    def forget(self, instance_id: str) -> None:
+        self._cache.pop(instance_id, None)
+
+    # --- workers --------------------------------------------------------------------------------
+
+    async def _orchestration_worker(self) -> None:
+        while True:
+            instance_id = await self._ready.get()
+            self._queued.discard(instance_id)
+            self._running.add(instance_id)
+            try:
+                if instance_id.startswith("@"):
+                    self._process_entity(instance_id)
+                else:
+                    self._process_instance(instance_id)
+            except Exception:
+                logger.exception("instance %s: processing failed; it will be retried", instance_id)
+                self._running.discard(instance_id)
+                self._wake_at(instance_id, time.time() + 1.0)
+                continue
+            finally:
+                self._running.discard(instance_id)
+            if instance_id in self._again:
+                self._again.discard(instance_id)
+                self.wake(instance_id)
+            await self._notify_changed()
+            await asyncio.sleep(0)  # let HTTP requests in between episodes
+
+    async def _activity_worker(self) -> None:
+        while True:
+            task = await self._activity_queue.get()
+            if task.id is not None:
+                self.store.mark_dequeued(task.id)
+            completion = await self.activities.run(task)
+            if self._stopping:
+                return  # the work item stays in the store and runs again on the next start
+            self.commit(Checkpoint(messages=[Message(task.instance_id, completion, task.execution_id)],
+                                   completed_activity=task.id))
+
+    async def _notify_changed(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_for_change(self, timeout: float) -> None:
+        """Wait until some instance made progress (or the timeout passes)."""
+        async with self._changed:
+            try:
+                await asyncio.wait_for(self._changed.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
+
+    # --- orchestrations -------------------------------------------------------------------------
+
+    def _process_instance(self, instance_id: str) -> None:
+        now = time.time()
+        messages = self.store.visible_messages(instance_id, now)
+        if not messages:
+            return
+        loaded = self._load(instance_id)
+        if loaded is None:
+            logger.warning("dropping %d messages for unknown instance %s", len(messages), instance_id)
+            self.commit(Checkpoint(consumed=[m.id for m in messages if m.id is not None]))
+            return
+        record, past = loaded
+        record = InstanceRecord(**{**record.__dict__, "engine": json.loads(json.dumps(record.engine))})
+        consumed: list[int] = []
+        control: list[Json] = []
+        deliver: list[tuple[Message, Json]] = []
+        for message in messages:
+            assert message.id is not None
+            ev = message.event
+            stale = message.execution_id is not None and message.execution_id != record.execution_id
+            if stale or record.is_terminal or self._is_duplicate(ev, past):
+                consumed.append(message.id)
+            elif ev["EventType"] in (EventType.ExecutionTerminated, EventType.ExecutionSuspended,
+                                     EventType.ExecutionResumed):
+                consumed.append(message.id)
+                control.append(ev)
+            else:
+                deliver.append((message, ev))
+        checkpoint = Checkpoint(instance=record, consumed=consumed)
+        for ev in control:
+            if self._apply_control(record, ev, checkpoint, now):
+                break  # terminated: nothing else is delivered
+        if record.status == SUSPENDED or record.is_terminal:
+            if record.is_terminal:
+                checkpoint.consumed.extend(m.id for m, _ in deliver if m.id is not None)
+            self._commit_instance(checkpoint)
+            return
+        if not deliver:
+            self._commit_instance(checkpoint)
+            return
+        if not past and deliver[0][1]["EventType"] != EventType.ExecutionStarted:
+            starts = [d for d in deliver if d[1]["EventType"] == EventType.ExecutionStarted]
+            if not starts:
+                self._commit_instance(checkpoint)  # events for a Pending instance wait for its start
+                return
+            deliver.remove(starts[0])
+            deliver.insert(0, starts[0])
+        events, _later = order_for_delivery([ev for _, ev in deliver], record.engine)
+        delivered_ids = {id(ev) for ev in events}
+        checkpoint.consumed.extend(m.id for m, ev in deliver if id(ev) in delivered_ids and m.id is not None)
+        if record.status == PENDING:
+            record.status = RUNNING
+        episode = self.episodes.run(record, past, events, now)
+        checkpoint.new_history.extend(episode.new_history)
+        checkpoint.activities.extend(episode.activities)
+        checkpoint.messages.extend(episode.messages)
+        for child in episode.new_instances:
+            existing = self._load(child.instance_id)
+            if existing is not None and existing[0].status in ACTIVE_STATUSES:
+                self._refuse_child(record, child, checkpoint, now)
+            else:
+                checkpoint.new_instances.append(child)
+        record.custom_status = episode.custom_status
+        record.last_updated_time = now
+        if episode.continued_as_new:
+            self._continue_as_new(record, episode.continue_as_new_input, episode.carry_over, checkpoint, now)
+        elif episode.status in (COMPLETED, FAILED):
+            record.status = episode.status
+            record.output = episode.output
+            record.completed_time = now
+            self._notify_parent(record, checkpoint, now, failure=episode.failure)
+        self._commit_instance(checkpoint)
+        if _later:
+            self.wake(instance_id)
+
+    @staticmethod
+    def _refuse_child(record: InstanceRecord, child: InstanceRecord, checkpoint: Checkpoint, now: float) -> None:
+        """A sub-orchestration id already in use by a running instance: fail that task, not the other run."""
+        assert child.parent is not None
+        checkpoint.messages = [m for m in checkpoint.messages
+                               if not (m.instance_id == child.instance_id and m.execution_id == child.execution_id)]
+        reason = (f"An instance with ID '{child.instance_id}' is already running; a sub-orchestration "
+                  "needs an instance ID that is not in use.")
+        ev = h.event(EventType.SubOrchestrationInstanceFailed, now, TaskScheduledId=child.parent["task_id"],
+                     Reason=reason, Details=None)
+        checkpoint.messages.append(Message(record.instance_id, ev, record.execution_id))
+
+    def _commit_instance(self, checkpoint: Checkpoint) -> None:
+        if checkpoint.instance is not None and not checkpoint.replace_history:
+            checkpoint.instance.last_updated_time = max(checkpoint.instance.last_updated_time, time.time())
+        self.commit(checkpoint)
+
+    @staticmethod
+    def _is_duplicate(ev: Json, past: list[Json]) -> bool:
+        """At-least-once delivery can repeat a completion; the SDK must see each only once."""
+        kind = ev.get("EventType")
+        if kind in (EventType.TaskCompleted, EventType.TaskFailed, EventType.SubOrchestrationInstanceCompleted,
+                    EventType.SubOrchestrationInstanceFailed):
+            key, task_id = "TaskScheduledId", ev.get("TaskScheduledId")
+        elif kind == EventType.TimerFired:
+            key, task_id = "TimerId", ev.get("TimerId")
+        elif kind == EventType.ExecutionStarted:
+            return any(e.get("EventType") == EventType.ExecutionStarted for e in past)
+        else:
+            return False
+        return any(e.get("EventType") == kind and e.get(key) == task_id for e in past)
+
+    def _apply_control(self, record: InstanceRecord, ev: Json, checkpoint: Checkpoint, now: float) -> bool:
+        kind = ev["EventType"]
+        if kind == EventType.ExecutionTerminated:
+            reason = ev.get("Input")
+            record.status = TERMINATED
+            record.output = json.dumps(reason)
+            record.completed_time = now
+            checkpoint.new_history.append(ev)
+            checkpoint.new_history.append(h.execution_completed(now, OrchestrationStatusCode.Terminated,
+                                                                json.dumps(reason)))
+            self._notify_parent(record, checkpoint, now, failure=f"The sub-orchestration was terminated: {reason}")
+            return True
+        if kind == EventType.ExecutionSuspended and record.status in (RUNNING, PENDING):
+            record.status = SUSPENDED
+            record.engine["resume_to"] = RUNNING
+            checkpoint.new_history.append(ev)
+        elif kind == EventType.ExecutionResumed and record.status == SUSPENDED:
+            record.status = record.engine.pop("resume_to", RUNNING)
+            checkpoint.new_history.append(ev)
+            self.wake(record.instance_id)  # held messages are delivered now
+        return False
+
+    def _notify_parent(self, record: InstanceRecord, checkpoint: Checkpoint, now: float,
+                       failure: str | None) -> None:
+        parent = record.parent
+        if not parent:
+            return
+        task_id = parent["task_id"]
+        if record.status == COMPLETED:
+            ev = h.event(EventType.SubOrchestrationInstanceCompleted, now, TaskScheduledId=task_id,
+                         Result=record.output)
+        else:
+            ev = h.event(EventType.SubOrchestrationInstanceFailed, now, TaskScheduledId=task_id,
+                         Reason=failure or f"Sub-orchestration '{record.name}' failed", Details=None)
+        checkpoint.messages.append(Message(parent["instance_id"], ev, parent.get("execution_id")))
+
+    def _continue_as_new(self, record: InstanceRecord, input_text: str | None, carry_over: list[Json],
+                         checkpoint: Checkpoint, now: float) -> None:
+        record.execution_id = uuid.uuid4().hex
+        record.input = input_text
+        record.engine = new_engine_state()
+        record.output = None
+        record.status = RUNNING
+        checkpoint.replace_history = True
+        checkpoint.new_history = []
+        started = h.execution_started(now, name=record.name, instance_id=record.instance_id,
+                                      execution_id=record.execution_id, input_text=input_text,
+                                      parent=record.parent)
+        checkpoint.messages.append(Message(record.instance_id, started, record.execution_id))
+        checkpoint.messages.extend(Message(record.instance_id, ev) for ev in carry_over)
+
+    # --- entities -------------------------------------------------------------------------------
+
+    def _process_entity(self, entity: str) -> None:
+        messages = self.store.visible_messages(entity, time.time(), limit=self.settings.max_entity_batch_size)
+        if not messages:
+            return
+        name, _ = split_entity_id(entity)
+        handler = self.functions.entity(name)
+        consumed = [m.id for m in messages if m.id is not None]
+        if handler is None:
+            logger.warning("dropping %d operations for unknown entity %s", len(messages), entity)
+            self.commit(Checkpoint(consumed=consumed))
+            return
+        requests = [m.event["EntityRequest"] for m in messages]
+        outcome = run_batch(handler, entity, self.store.load_entity(entity), requests)
+        checkpoint = Checkpoint(consumed=consumed, messages=outcome.replies, entity=outcome.state,
+                                delete_entity=None if outcome.state is not None else entity)
+        self.commit(checkpoint)
+        if len(messages) == self.settings.max_entity_batch_size:
+            self.wake(entity)
+
+    # --- client operations (the management API calls these) -------------------------------------
+
+    def get(self, instance_id: str) -> tuple[InstanceRecord, list[Json]] | None:
+        return self._load(instance_id)
+
+    def start_new(self, name: str, instance_id: str | None, input_text: str | None) -> InstanceRecord:
+        handler = self.functions.orchestrator(name)
+        if handler is None:
+            raise ManagementError(400, f"The function '{name}' doesn't exist, is disabled, or is not an "
+                                       "orchestrator function. Additional info: the app's orchestrator functions "
+                                       f"are: {', '.join(sorted(o.durable_name for o in self.functions.orchestrators.values())) or 'none'}.")
+        instance_id = instance_id or uuid.uuid4().hex
+        _check_instance_id(instance_id)
+        existing = self._load(instance_id)
+        if existing is not None and existing[0].status in ACTIVE_STATUSES:
+            raise ManagementError(409, f"An instance with ID '{instance_id}' already exists and is "
+                                       f"{existing[0].status}; wait for it to finish, or terminate it first.")
+        record, start = new_instance(handler.durable_name, instance_id, input_text, time.time())
+        self.commit(Checkpoint(instance=record, replace_history=True, messages=[start]))
+        return record
+
+    def raise_event(self, instance_id: str, name: str, input_text: str | None) -> None:
+        record = self._require(instance_id)
+        if record.is_terminal:
+            raise ManagementError(410, f"Instance '{instance_id}' is {record.status}: it accepts no more events.")
+        self.commit(Checkpoint(messages=[Message(instance_id, h.event_raised(time.time(), name, input_text))]))
+
+    def terminate(self, instance_id: str, reason: str | None) -> None:
+        record = self._require(instance_id)
+        if record.is_terminal:
+            raise ManagementError(410, f"Instance '{instance_id}' is already {record.status}.")
+        ev = h.event(EventType.ExecutionTerminated, time.time(), Input=reason)
+        self.commit(Checkpoint(messages=[Message(instance_id, ev)]))
+
+    def suspend(self, instance_id: str, reason: str | None) -> None:
+        record = self._require(instance_id)
+        if record.is_terminal:
+            raise ManagementError(410, f"Instance '{instance_id}' is already {record.status}.")
+        ev = h.event(EventType.ExecutionSuspended, time.time(), Reason=reason)
+        self.commit(Checkpoint(messages=[Message(instance_id, ev)]))
+
+    def resume(self, instance_id: str, reason: str | None) -> None:
+        record = self._require(instance_id)
+        if record.is_terminal:
+            raise ManagementError(410, f"Instance '{instance_id}' is already {record.status}.")
+        ev = h.event(EventType.ExecutionResumed, time.time(), Reason=reason)
+        self.commit(Checkpoint(messages=[Message(instance_id, ev)]))
+
+    def restart(self, instance_id: str, new_id: bool) -> InstanceRecord:
+        record = self._require(instance_id)
+        if not new_id and record.status in ACTIVE_STATUSES:
+            raise ManagementError(409, f"Instance '{instance_id}' is {record.status}; only a finished instance "
+                                       "can be restarted under the same ID.")
+        return self.start_new(record.name, None if new_id else instance_id, record.input)
+
+    def purge(self, instance_ids: list[str]) -> int:
+        for instance_id in instance_ids:
+            self.forget(instance_id)
+        return self.store.purge(instance_ids)
+
+    def signal_entity(self, name: str, key: str, operation: str, input_text: str | None) -> None:
+        if self.functions.entity(name) is None:
+            raise ManagementError(400, f"The function '{name}' doesn't exist, is disabled, or is not an entity "
+                                       "function.")
+        entity = f"@{name.lower()}@{key}"
+        request = operation_request(operation, input_text, uuid.uuid4().hex, signal=True)
+        self.commit(Checkpoint(messages=[Message(entity, {"EntityRequest": request})]))
+
+    def _require(self, instance_id: str) -> InstanceRecord:
+        loaded = self._load(instance_id)
+        if loaded is None:
+            raise ManagementError(404, f"No instance with ID '{instance_id}' found.")
+        return loaded[0]
+
+    async def wait_until_done(self, instance_id: str, timeout: float) -> InstanceRecord | None:
+        """The instance once it is terminal, or as it is when ``timeout`` runs out."""
+        deadline = time.monotonic() + timeout
+        while True:
+            loaded = self._load(instance_id)
+            if loaded is None or loaded[0].is_terminal:
+                return loaded[0] if loaded else None
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return loaded[0]
+            await self.wait_for_change(min(remaining, 0.5))
+
+
+def _check_instance_id(instance_id: str) -> None:
+    if not instance_id or len(instance_id) > 256:
+        raise ManagementError(400, "Instance IDs must be between 1 and 256 characters long.")
+    if any(c in instance_id for c in "/\\#?") or any(ord(c) < 32 for c in instance_id) or instance_id.startswith("@"):
+        raise ManagementError(400, f"Instance ID {instance_id!r} contains characters that are not allowed "
+                                   "('/', '\\\\', '#', '?', control characters, or a leading '@').")
+

@@ -1,0 +1,396 @@
+"""One orchestration episode: replay the history into the SDK, then turn its actions into work.
+
+This module is pure: it reads an instance, its history and the events being delivered, calls the
+SDK's ``handle(context)`` and returns an ``Episode`` that says what to append to the history,
+which activities, timers, sub-orchestrations and entity messages to send, and the new status.
+The engine persists that as one checkpoint.
+
+Task ids (protocol spec 2c) are the invariant everything hangs on: the SDK numbers its tasks in
+the order it creates them and matches completions by those numbers only. The host hands out the
+same numbers: one counter per execution; each new id-consuming action in the flattened action
+list takes the next id, and each hidden retry timer or re-scheduled attempt takes the next id at
+the point the SDK itself creates it. To keep that point unambiguous, the engine delivers at most
+one retry-related event per episode, and always last (see ``order_for_delivery``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import azure.functions as func
+
+from funchost.app_loader import DurableHandler, FunctionIndex
+from funchost.durable import history as h
+from funchost.durable.history import EventType, OrchestrationStatusCode
+from funchost.stores.base import (
+    COMPLETED,
+    FAILED,
+    RUNNING,
+    ActivityTask,
+    InstanceRecord,
+    Json,
+    Message,
+)
+
+logger = logging.getLogger(__name__)
+
+OUT_OF_PROC_MARKER = "$OutOfProcData$:"
+HTTP_ACTIVITY = "BuiltIn::HttpActivity"
+
+# Action types of the SDK's out-of-proc protocol (schema V2).
+CALL_ACTIVITY, CALL_ACTIVITY_RETRY, CALL_SUB, CALL_SUB_RETRY = 0, 1, 2, 3
+CONTINUE_AS_NEW, CREATE_TIMER, WAIT_FOR_EVENT, CALL_ENTITY, CALL_HTTP, SIGNAL_ENTITY = 4, 5, 6, 7, 8, 9
+WHEN_ANY, WHEN_ALL = 11, 12
+ID_CONSUMING = frozenset({0, 1, 2, 3, 5, 7, 8, 9})
+ACTION_NAMES = {0: "CallActivity", 1: "CallActivityWithRetry", 2: "CallSubOrchestrator",
+                3: "CallSubOrchestratorWithRetry", 5: "CreateTimer", 7: "CallEntity", 8: "CallHttp",
+                9: "SignalEntity"}
+
+
+class OrchestrationFailure(Exception):
+    """The episode ends the instance as Failed with this message (already worded for the user)."""
+
+
+def new_engine_state() -> Json:
+    """Per-execution bookkeeping kept with the instance record."""
+    return {"next_id": 0, "actions": [], "retries": {}, "retry_timers": {}, "entity_calls": []}
+
+
+def flatten(actions: list[Any]) -> Iterator[Json]:
+    """Depth-first walk of the action tree: compound actions yield their children."""
+    for action in actions:
+        if isinstance(action, list):
+            yield from flatten(action)
+        elif action.get("actionType") in (WHEN_ANY, WHEN_ALL):
+            yield from flatten(action.get("compoundActions") or [])
+        else:
+            yield action
+
+
+def action_target(action: Json) -> str:
+    """The name a determinism check compares: function, entity operation, or '' for timers."""
+    kind = action.get("actionType")
+    if kind in (CALL_ENTITY, SIGNAL_ENTITY):
+        return f"{action.get('instanceId')}:{action.get('operation')}"
+    if kind == CALL_HTTP:
+        request = action.get("httpRequest") or {}
+        return f"{request.get('method', '')} {request.get('uri', '')}"
+    return str(action.get("functionName") or "")
+
+
+@dataclass
+class Episode:
+    """What one episode decided. ``status`` is the instance's status after it."""
+
+    status: str
+    at: float
+    new_history: list[Json] = field(default_factory=list)
+    output: str | None = None
+    custom_status: str | None = None
+    activities: list[ActivityTask] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+    new_instances: list[InstanceRecord] = field(default_factory=list)
+    continue_as_new_input: str | None = None
+    continued_as_new: bool = False
+    carry_over: list[Json] = field(default_factory=list)
+    failure: str | None = None
+
+
+def is_retry_event(ev: Json, engine: Json) -> bool:
+    kind = ev.get("EventType")
+    if kind in (EventType.TaskFailed, EventType.SubOrchestrationInstanceFailed):
+        return str(ev.get("TaskScheduledId")) in engine["retries"]
+    if kind == EventType.TimerFired:
+        return str(ev.get("TimerId")) in engine["retry_timers"]
+    return False
+
+
+def order_for_delivery(events: list[Json], engine: Json) -> tuple[list[Json], list[Json]]:
+    """Split events into (deliver now, keep for a later episode).
+
+    At most one retry-related event goes into an episode, and it goes last, so the id its hidden
+    timer or re-scheduled attempt takes is the one the SDK gives it.
+    """
+    plain = [e for e in events if not is_retry_event(e, engine)]
+    retry = [e for e in events if is_retry_event(e, engine)]
+    return plain + retry[:1], retry[1:]
+
+
+def played(ev: Json) -> Json:
+    return {**ev, "IsPlayed": True} if not ev.get("IsPlayed") else ev
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def invoke_orchestrator(handler: DurableHandler, record: InstanceRecord, past: list[Json],
+                        new_events: list[Json]) -> tuple[Json, str | None]:
+    """Call the SDK once. Returns (orchestrator state, error message if the user code raised)."""
+    body = json.dumps({
+        "history": [played(e) for e in past] + new_events,
+        "input": record.input,
+        "instanceId": record.instance_id,
+        "isReplaying": bool(past),
+        "parentInstanceId": (record.parent or {}).get("instance_id"),
+        "upperSchemaVersion": 1,
+        "upperSchemaVersionNew": 2,
+        "defaultHttpAsyncRequestSleepTimeMillseconds": 30000,
+    })
+    try:
+        result = handler.handle(func.OrchestrationContext(body))
+    except Exception as exc:
+        text = str(exc)
+        message, marker, state = text.partition(OUT_OF_PROC_MARKER)
+        if not marker:
+            raise OrchestrationFailure(f"Orchestrator function '{handler.durable_name}' failed: {text}") from exc
+        return json.loads(state), message.strip()
+    return json.loads(result), None
+
+
+class EpisodeRunner:
+    """Runs episodes of one instance against the app's functions."""
+
+    def __init__(self, functions: FunctionIndex) -> None:
+        self.functions = functions
+
+    def run(self, record: InstanceRecord, past: list[Json], delivered: list[Json], now: float) -> Episode:
+        """Replay ``past`` plus ``delivered`` (this episode's new events) and decide what follows.
+
+        ``record.engine`` is updated in place; the caller persists it with the episode.
+        """
+        engine = record.engine
+        new_events = [h.orchestrator_started(now), *delivered]
+        handler = self.functions.orchestrator(record.name)
+        if handler is None:
+            return self._fail(record, new_events, now,
+                              f"The orchestrator function '{record.name}' doesn't exist, is disabled, "
+                              "or is not an orchestrator function.")
+        try:
+            state, error = invoke_orchestrator(handler, record, past, new_events)
+        except OrchestrationFailure as failure:
+            return self._fail(record, new_events, now, str(failure))
+        episode = Episode(status=RUNNING, at=now, new_history=list(new_events))
+        custom = state.get("customStatus")
+        episode.custom_status = _json_or_none(custom)
+        try:
+            actions = list(flatten(state.get("actions") or []))
+            self._check_determinism(record, actions)
+            self._materialise(record, actions, episode, now)
+            self._apply_retries(record, delivered, episode, now)
+        except OrchestrationFailure as failure:
+            return self._fail(record, new_events, now, str(failure), custom_status=episode.custom_status)
+        if error is not None:
+            message = f"Orchestrator function '{handler.durable_name}' failed: {error}"
+            return self._finish(record, episode, now, FAILED, json.dumps(message), failure=message)
+        if state.get("isDone"):
+            can = next((a for a in actions if a.get("actionType") == CONTINUE_AS_NEW), None)
+            if can is not None:
+                episode.continued_as_new = True
+                episode.continue_as_new_input = can.get("input")
+                episode.carry_over = self._unconsumed_events(past + delivered, actions, engine)
+                episode.new_history.append(h.orchestrator_completed(now))
+                return episode
+            return self._finish(record, episode, now, COMPLETED, _json_or_none(state.get("output")))
+        episode.new_history.append(h.orchestrator_completed(now))
+        return episode
+
+    # --- decisions ------------------------------------------------------------------------------
+
+    def _check_determinism(self, record: InstanceRecord, actions: list[Json]) -> None:
+        recorded = record.engine["actions"]
+        emitted = [a for a in actions if a.get("actionType") in ID_CONSUMING]
+        for position, (kind, target, task_id) in enumerate(recorded):
+            if position >= len(emitted):
+                break
+            action = emitted[position]
+            now_kind, now_target = action.get("actionType"), action_target(action)
+            if now_kind != kind or (kind != CREATE_TIMER and now_target.lower() != str(target).lower()):
+                raise OrchestrationFailure(
+                    f"Non-deterministic workflow detected: task id {task_id} was recorded in the history as "
+                    f"{ACTION_NAMES.get(kind, kind)} '{target}', but the orchestrator code now schedules "
+                    f"{ACTION_NAMES.get(now_kind, now_kind)} '{now_target}' in its place. The orchestrator "
+                    f"'{record.name}' changed while this instance was running; finish or terminate running "
+                    "instances before deploying such a change, or start the new code under a new name."
+                )
+
+    def _next_id(self, engine: Json) -> int:
+        task_id = int(engine["next_id"])
+        engine["next_id"] = task_id + 1
+        return task_id
+
+    def _materialise(self, record: InstanceRecord, actions: list[Json], episode: Episode, now: float) -> None:
+        engine = record.engine
+        emitted = [a for a in actions if a.get("actionType") in ID_CONSUMING]
+        for action in emitted[len(engine["actions"]):]:
+            task_id = self._next_id(engine)
+            kind = action["actionType"]
+            engine["actions"].append([kind, action_target(action), task_id])
+            if kind in (CALL_ACTIVITY, CALL_ACTIVITY_RETRY):
+                self._schedule_activity(record, task_id, action["functionName"], action.get("input"), episode)
+                if kind == CALL_ACTIVITY_RETRY:
+                    self._remember_retry(engine, task_id, action, attempt=1)
+            elif kind in (CALL_SUB, CALL_SUB_RETRY):
+                self._schedule_sub(record, task_id, action, action.get("instanceId"), episode, now)
+                if kind == CALL_SUB_RETRY:
+                    self._remember_retry(engine, task_id, action, attempt=1)
+            elif kind == CREATE_TIMER:
+                fire_at = str(action["fireAt"])
+                self._schedule_timer(record, task_id, fire_at, episode)
+            elif kind in (CALL_ENTITY, SIGNAL_ENTITY):
+                self._send_to_entity(record, task_id, action, episode, signal=kind == SIGNAL_ENTITY)
+            elif kind == CALL_HTTP:
+                request = action.get("httpRequest") or {}
+                episode.new_history.append(h.event(EventType.TaskScheduled, now, task_id, Name=HTTP_ACTIVITY,
+                                                   Input=json.dumps(request)))
+                episode.activities.append(ActivityTask(record.instance_id, record.execution_id, task_id,
+                                                       HTTP_ACTIVITY, json.dumps(request)))
+
+    def _remember_retry(self, engine: Json, task_id: int, action: Json, attempt: int) -> None:
+        options = action.get("retryOptions") or {}
+        engine["retries"][str(task_id)] = {
+            "action": action,
+            "attempt": attempt,
+            "max": int(options.get("maxNumberOfAttempts") or 1),
+            "interval_ms": int(options.get("firstRetryIntervalInMilliseconds") or 0),
+        }
+
+    def _schedule_activity(self, record: InstanceRecord, task_id: int, name: str, input_text: str | None,
+                           episode: Episode) -> None:
+        activity = self.functions.activity(name)
+        if activity is None:
+            raise OrchestrationFailure(
+                f"Orchestrator function '{record.name}' failed: the activity function '{name}' doesn't exist, "
+                "is disabled, or is not an activity function. Registered activities: "
+                f"{', '.join(sorted({a.durable_name for a in self.functions.activities.values()})) or 'none'}."
+            )
+        episode.new_history.append(h.event(EventType.TaskScheduled, _now_of(episode), task_id, Name=name,
+                                           Input=input_text))
+        episode.activities.append(ActivityTask(record.instance_id, record.execution_id, task_id, name, input_text))
+
+    def _schedule_sub(self, record: InstanceRecord, task_id: int, action: Json, instance_id: str | None,
+                      episode: Episode, now: float) -> None:
+        name = str(action["functionName"])
+        handler = self.functions.orchestrator(name)
+        if handler is None:
+            raise OrchestrationFailure(
+                f"Orchestrator function '{record.name}' failed: the orchestrator function '{name}' doesn't exist, "
+                "is disabled, or is not an orchestrator function."
+            )
+        child_id = instance_id or f"{record.execution_id}:{task_id}"
+        input_text = action.get("input")
+        episode.new_history.append(h.event(EventType.SubOrchestrationInstanceCreated, now, task_id, Name=name,
+                                           InstanceId=child_id, Input=input_text))
+        parent = {"instance_id": record.instance_id, "execution_id": record.execution_id, "task_id": task_id,
+                  "name": record.name}
+        child, start = new_instance(handler.durable_name, child_id, input_text, now, parent=parent)
+        episode.new_instances.append(child)
+        episode.messages.append(start)
+
+    def _schedule_timer(self, record: InstanceRecord, task_id: int, fire_at: str, episode: Episode) -> None:
+        at = h.parse_time(fire_at)
+        now = _now_of(episode)
+        episode.new_history.append(h.event(EventType.TimerCreated, now, task_id, FireAt=fire_at))
+        fired = h.timer_fired(at, task_id, fire_at)
+        episode.messages.append(Message(record.instance_id, fired, record.execution_id, visible_at=at))
+
+    def _send_to_entity(self, record: InstanceRecord, task_id: int, action: Json, episode: Episode,
+                        *, signal: bool) -> None:
+        entity_id = str(action["instanceId"])
+        name = entity_id.split("@")[1] if entity_id.count("@") >= 2 else entity_id
+        if self.functions.entity(name) is None:
+            raise OrchestrationFailure(
+                f"Orchestrator function '{record.name}' failed: the entity function '{name}' doesn't exist, "
+                "is disabled, or is not an entity function."
+            )
+        request: Json = {"op": action.get("operation"), "input": action.get("input"), "id": str(uuid.uuid4()),
+                         "parent": record.instance_id, "parentExecution": record.execution_id}
+        if signal:
+            request["signal"] = True
+        else:
+            record.engine["entity_calls"].append(request["id"])
+        episode.new_history.append(h.event(EventType.EventSent, _now_of(episode), task_id, InstanceId=entity_id,
+                                           Name="op", Input=json.dumps(request)))
+        episode.messages.append(Message(entity_id, {"EntityRequest": request}))
+
+    def _apply_retries(self, record: InstanceRecord, delivered: list[Json], episode: Episode, now: float) -> None:
+        """The host half of ``*_with_retry``: a failure starts a retry timer; its firing re-schedules."""
+        engine = record.engine
+        for ev in delivered:
+            if not is_retry_event(ev, engine):
+                continue
+            if ev["EventType"] == EventType.TimerFired:
+                failed_id = engine["retry_timers"].pop(str(ev["TimerId"]))
+                retry = engine["retries"].pop(failed_id)
+                if retry["attempt"] >= retry["max"]:
+                    continue  # the SDK surfaces the last error now
+                task_id = self._next_id(engine)
+                action = retry["action"]
+                if action["actionType"] == CALL_ACTIVITY_RETRY:
+                    self._schedule_activity(record, task_id, action["functionName"], action.get("input"), episode)
+                else:
+                    self._schedule_sub(record, task_id, action, action.get("instanceId"), episode, now)
+                engine["retries"][str(task_id)] = {**retry, "attempt": retry["attempt"] + 1}
+            else:
+                timer_id = self._next_id(engine)
+                retry = engine["retries"][str(ev["TaskScheduledId"])]
+                fire_at = h.format_time(now + retry["interval_ms"] / 1000.0)
+                engine["retry_timers"][str(timer_id)] = str(ev["TaskScheduledId"])
+                self._schedule_timer(record, timer_id, fire_at, episode)
+
+    def _unconsumed_events(self, events: list[Json], actions: list[Json], engine: Json) -> list[Json]:
+        """External events this execution received but never waited for: they go to the next one."""
+        waits = Counter(str(a.get("externalEventName", "")).lower() for a in actions
+                        if a.get("actionType") == WAIT_FOR_EVENT)
+        entity_replies = set(engine["entity_calls"])
+        carried: list[Json] = []
+        for ev in events:
+            if ev.get("EventType") != EventType.EventRaised or ev.get("Name") in entity_replies:
+                continue
+            key = str(ev.get("Name", "")).lower()
+            if waits[key] > 0:
+                waits[key] -= 1
+            else:
+                carried.append(h.event_raised(h.parse_time(ev["Timestamp"]), ev["Name"], ev.get("Input")))
+        return carried
+
+    # --- endings ---------------------------------------------------------------------------------
+
+    def _finish(self, record: InstanceRecord, episode: Episode, now: float, status: str, output: str | None,
+                failure: str | None = None) -> Episode:
+        code = OrchestrationStatusCode.Completed if status == COMPLETED else OrchestrationStatusCode.Failed
+        episode.status = status
+        episode.output = output
+        episode.failure = failure
+        episode.new_history.append(h.execution_completed(now, code, output))
+        episode.new_history.append(h.orchestrator_completed(now))
+        return episode
+
+    def _fail(self, record: InstanceRecord, new_events: list[Json], now: float, message: str,
+              custom_status: str | None = None) -> Episode:
+        logger.warning("instance %s failed: %s", record.instance_id, message)
+        episode = Episode(status=FAILED, at=now, new_history=list(new_events), custom_status=custom_status)
+        return self._finish(record, episode, now, FAILED, json.dumps(message), failure=message)
+
+
+def _now_of(episode: Episode) -> float:
+    """The episode's time (its OrchestratorStarted's), so all the events it writes agree."""
+    return episode.at
+
+
+def new_instance(name: str, instance_id: str, input_text: str | None, now: float,
+                 parent: Json | None = None) -> tuple[InstanceRecord, Message]:
+    """A Pending instance and the ExecutionStarted message that will start it."""
+    execution_id = uuid.uuid4().hex
+    record = InstanceRecord(instance_id=instance_id, name=name, execution_id=execution_id, status="Pending",
+                            input=input_text, created_time=now, last_updated_time=now, parent=parent,
+                            engine=new_engine_state())
+    started = h.execution_started(now, name=name, instance_id=instance_id, execution_id=execution_id,
+                                  input_text=input_text, parent=parent)
+    return record, Message(instance_id, started, execution_id)

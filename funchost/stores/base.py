@@ -1,0 +1,151 @@
+"""The task-hub storage contract the engine runs on, and the records it stores.
+
+A store keeps four things: instances (one row each, the status a client reads), their history
+(the events replayed into the orchestrator), messages addressed to an instance or an entity
+(history events still to be delivered, some only visible from a given time: durable timers),
+and activity work items. Everything the engine decides in one step is handed to
+``Store.commit`` as one ``Checkpoint`` and must be applied all or nothing: that is what makes
+a crash at any moment lose nothing that was acknowledged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+Json = dict[str, Any]
+
+RUNNING = "Running"
+PENDING = "Pending"
+COMPLETED = "Completed"
+FAILED = "Failed"
+TERMINATED = "Terminated"
+SUSPENDED = "Suspended"
+CONTINUED_AS_NEW = "ContinuedAsNew"
+CANCELED = "Canceled"
+
+TERMINAL_STATUSES = frozenset({COMPLETED, FAILED, TERMINATED, CANCELED})
+ALL_STATUSES = (RUNNING, PENDING, COMPLETED, FAILED, TERMINATED, SUSPENDED, CONTINUED_AS_NEW, CANCELED)
+
+
+@dataclass
+class InstanceRecord:
+    """One orchestration instance: what a status query shows plus the engine's bookkeeping."""
+
+    instance_id: str
+    name: str
+    execution_id: str
+    status: str
+    input: str | None  # JSON text
+    created_time: float
+    last_updated_time: float
+    output: str | None = None  # JSON text
+    custom_status: str | None = None  # JSON text
+    completed_time: float | None = None
+    parent: Json | None = None  # {"instance_id", "execution_id", "task_id", "name"}
+    engine: Json = field(default_factory=dict)  # task-id bookkeeping, see durable.replay
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+@dataclass
+class Message:
+    """A history event (or entity operation) on its way to ``instance_id``.
+
+    ``execution_id`` pins it to one execution: results of work started by an execution that has
+    since continued-as-new or been restarted are dropped instead of confusing the new one.
+    ``visible_at`` (epoch seconds) delays delivery: that is how durable timers survive restarts.
+    """
+
+    instance_id: str
+    event: Json
+    execution_id: str | None = None
+    visible_at: float = 0.0
+    id: int | None = None
+
+
+@dataclass
+class ActivityTask:
+    """A scheduled activity: kept until its result is committed, so a crash re-runs it."""
+
+    instance_id: str
+    execution_id: str
+    task_id: int
+    name: str
+    input: str | None
+    id: int | None = None
+    dequeue_count: int = 0
+
+
+@dataclass
+class EntityRecord:
+    entity_id: str  # "@name@key"
+    state: str | None  # JSON text
+    last_modified: float
+
+
+@dataclass
+class Checkpoint:
+    """Everything one engine step changes, applied atomically by ``Store.commit``."""
+
+    instance: InstanceRecord | None = None
+    replace_history: bool = False  # a new execution (start, restart, continue-as-new)
+    new_history: list[Json] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+    activities: list[ActivityTask] = field(default_factory=list)
+    new_instances: list[InstanceRecord] = field(default_factory=list)  # sub-orchestrations created Pending
+    consumed: list[int] = field(default_factory=list)  # message ids delivered by this step
+    completed_activity: int | None = None  # activity work item finished by this step
+    entity: EntityRecord | None = None
+    delete_entity: str | None = None
+
+
+@dataclass(frozen=True)
+class InstanceQuery:
+    created_from: float | None = None
+    created_to: float | None = None
+    statuses: tuple[str, ...] = ()
+    prefix: str | None = None
+    top: int = 100
+    continuation: str | None = None
+
+
+class Store(Protocol):
+    """A task hub. One host process owns it at a time (``open`` refuses a second)."""
+
+    location: str
+
+    def open(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    # reads
+    def load_instance(self, instance_id: str) -> InstanceRecord | None: ...
+
+    def load_history(self, instance_id: str) -> list[Json]: ...
+
+    def visible_messages(self, instance_id: str, now: float, limit: int | None = None) -> list[Message]: ...
+
+    def load_entity(self, entity_id: str) -> EntityRecord | None: ...
+
+    def list_entities(self, name: str | None, top: int, continuation: str | None) -> tuple[list[EntityRecord], str | None]: ...
+
+    def query_instances(self, query: InstanceQuery) -> tuple[list[InstanceRecord], str | None]: ...
+
+    # recovery: what was in flight when the last host stopped
+    def pending_message_times(self) -> list[tuple[str, float]]: ...
+
+    def pending_activities(self) -> list[ActivityTask]: ...
+
+    # writes
+    def commit(self, checkpoint: Checkpoint) -> None: ...
+
+    def create_instance(self, record: InstanceRecord, start: Message, *, replace: bool) -> None: ...
+
+    def enqueue(self, messages: list[Message]) -> None: ...
+
+    def mark_dequeued(self, activity_id: int) -> None: ...
+
+    def purge(self, instance_ids: list[str]) -> int: ...
