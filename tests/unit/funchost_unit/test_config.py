@@ -1,0 +1,61 @@
+"""host.json and local.settings.json are read as the Functions host reads them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from funchost.config import load_host_config, load_local_settings
+from funchost.errors import ConfigError
+
+
+def write(path: Path, value: object) -> None:
+    path.write_text(json.dumps(value) if not isinstance(value, str) else value)
+
+
+def test_missing_host_json_means_defaults(tmp_path: Path) -> None:
+    config = load_host_config(tmp_path)
+    assert config.route_prefix == "api"
+    assert config.durable.hub_name == "TestHubName"
+
+
+def test_host_json_settings(tmp_path: Path) -> None:
+    write(tmp_path / "host.json", {"version": "2.0", "extensions": {
+        "http": {"routePrefix": "/v1/"},
+        "durableTask": {"hubName": "Agents", "maxConcurrentActivityFunctions": 3,
+                        "maxEntityOperationBatchSize": 7, "storageProvider": {"partitionCount": 2}}}})
+    config = load_host_config(tmp_path)
+    assert config.route_prefix == "v1"
+    assert config.durable.hub_name == "Agents"
+    assert config.durable.max_concurrent_activities == 3
+    assert config.durable.max_entity_batch_size == 7
+    assert config.durable.partition_count == 2
+
+
+def test_hub_name_from_app_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MY_HUB", "FromSetting")
+    write(tmp_path / "host.json", {"extensions": {"durableTask": {"hubName": "%MY_HUB%"}}})
+    assert load_host_config(tmp_path).durable.hub_name == "FromSetting"
+
+
+@pytest.mark.parametrize("content, fragment", [
+    ("{not json", "not valid JSON"),
+    ({"extensions": {"durableTask": {"maxConcurrentActivityFunctions": 0}}}, "maxConcurrentActivityFunctions"),
+    ({"extensions": {"durableTask": {"hubName": ""}}}, "hubName"),
+    ({"extensions": {"durableTask": {"hubName": "%UNSET_SETTING_X%"}}}, "UNSET_SETTING_X"),
+])
+def test_bad_host_json_is_a_clear_error(tmp_path: Path, content: object, fragment: str) -> None:
+    write(tmp_path / "host.json", content)
+    with pytest.raises(ConfigError, match=fragment):
+        load_host_config(tmp_path)
+
+
+def test_local_settings_values_do_not_override_the_environment(tmp_path: Path) -> None:
+    write(tmp_path / "local.settings.json", {"IsEncrypted": False, "Values": {"A": "from-file", "B": "from-file",
+                                                                            "FLAG": True}})
+    env = {"A": "from-env"}
+    applied = load_local_settings(tmp_path, env)
+    assert env == {"A": "from-env", "B": "from-file", "FLAG": "true"}
+    assert applied == {"B": "from-file", "FLAG": "true"}
