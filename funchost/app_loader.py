@@ -117,7 +117,8 @@ def import_app(app_dir: Path, script_name: str | None = None) -> Any:
             "at module level and register functions on it."
         )
     if len(registers) > 1:
-        raise AppLoadError(f"{script_name} defines {len(registers)} FunctionApp objects; the worker accepts exactly one.")
+        raise AppLoadError(
+            f"{script_name} defines {len(registers)} FunctionApp objects; the worker accepts exactly one.")
     return registers[0]
 
 

@@ -52,7 +52,7 @@ class InvocationContext(func.Context):
         return self._invocation_id
 
     @property
-    def thread_local_storage(self) -> threading.local:
+    def thread_local_storage(self) -> threading.local:  # type: ignore[override]  # the ABC mis-annotates it
         return self._thread_local_storage
 
     @property

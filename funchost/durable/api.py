@@ -269,7 +269,8 @@ class DurableApi:
         body = []
         for rec in records:
             name, key = split_entity_id(rec.entity_id)
-            body.append({"entityId": {"name": name, "key": key}, "lastOperationTime": format_api_time(rec.last_modified),
+            body.append({"entityId": {"name": name, "key": key},
+                         "lastOperationTime": format_api_time(rec.last_modified),
                          "state": parse_json_text(rec.state)})
         return web.json_response(body, status=200, headers={CONTINUATION_HEADER: more} if more else {})
 

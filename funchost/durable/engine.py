@@ -12,12 +12,14 @@ batches run on the event loop (they are deterministic and short), activities on 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
 import uuid
 from collections import Counter, OrderedDict
 from concurrent.futures import ThreadPoolExecutor
+
 from funchost.app_loader import FunctionIndex
 from funchost.config import DurableSettings
 from funchost.durable import history as h
@@ -227,10 +229,8 @@ class Engine:
     async def wait_for_change(self, timeout: float) -> None:
         """Wait until some instance made progress (or the timeout passes)."""
         async with self._changed:
-            try:
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout)
-            except asyncio.TimeoutError:
-                pass
 
     # --- orchestrations -------------------------------------------------------------------------
 
@@ -444,9 +444,10 @@ class Engine:
     def start_new(self, name: str, instance_id: str | None, input_text: str | None) -> InstanceRecord:
         handler = self.functions.orchestrator(name)
         if handler is None:
+            known = sorted({o.durable_name for o in self.functions.orchestrators.values()})
             raise ManagementError(400, f"The function '{name}' doesn't exist, is disabled, or is not an "
                                        "orchestrator function. Additional info: the app's orchestrator functions "
-                                       f"are: {', '.join(sorted(o.durable_name for o in self.functions.orchestrators.values())) or 'none'}.")
+                                       f"are: {', '.join(known) or 'none'}.")
         instance_id = instance_id or uuid.uuid4().hex
         _check_instance_id(instance_id)
         existing = self._load(instance_id)

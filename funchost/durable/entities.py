@@ -66,7 +66,7 @@ def run_batch(handler: DurableHandler, entity: str, current: EntityRecord | None
         results = [{"isError": True, "result": message} for _ in requests]
         result = {"entityExists": current is not None, "entityState": current.state if current else None}
     replies = []
-    for request, outcome in zip(requests, results):
+    for request, outcome in zip(requests, results, strict=False):
         if request.get("signal") or not request.get("parent"):
             if outcome.get("isError"):
                 logger.warning("entity %s: signalled operation %r failed: %s", entity, request.get("op"),

@@ -215,7 +215,7 @@ class EpisodeRunner:
                 raise OrchestrationFailure(
                     f"Non-deterministic workflow detected: task id {task_id} was recorded in the history as "
                     f"{ACTION_NAMES.get(kind, kind)} '{target}', but the orchestrator code now schedules "
-                    f"{ACTION_NAMES.get(now_kind, now_kind)} '{now_target}' in its place. The orchestrator "
+                    f"{ACTION_NAMES.get(int(now_kind or 0), now_kind)} '{now_target}' in its place. The orchestrator "
                     f"'{record.name}' changed while this instance was running; finish or terminate running "
                     "instances before deploying such a change, or start the new code under a new name."
                 )

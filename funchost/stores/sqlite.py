@@ -176,7 +176,8 @@ class SqliteStore:
         return records, token
 
     def query_instances(self, query: InstanceQuery) -> tuple[list[InstanceRecord], str | None]:
-        clauses, args = [], []
+        clauses: list[str] = []
+        args: list[Any] = []
         if query.created_from is not None:
             clauses.append("created_time >= ?")
             args.append(query.created_from)

@@ -66,10 +66,13 @@ class FunchostProcess:
                 "--port", str(self.port), "--store", self.store, *self.extra_args]
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH", "")]))
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self.process = subprocess.Popen(args, cwd=str(REPO_ROOT), env=env, stdout=log, stderr=subprocess.STDOUT)
         if self.log_path:
-            log.close()  # type: ignore[union-attr]
+            with open(self.log_path, "ab") as log:
+                self.process = subprocess.Popen(args, cwd=str(REPO_ROOT), env=env, stdout=log,
+                                                stderr=subprocess.STDOUT)
+        else:
+            self.process = subprocess.Popen(args, cwd=str(REPO_ROOT), env=env, stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.STDOUT)
         self.wait_ready(timeout)
         return self
 

@@ -7,6 +7,8 @@ import pytest
 from funchost.errors import AppLoadError
 from funchost.http.routing import RouteTemplate
 
+GUID = "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
+
 
 @pytest.mark.parametrize(
     ("template", "path", "expected"),
@@ -21,7 +23,7 @@ from funchost.http.routing import RouteTemplate
         ("products/{category:alpha}/{id:int?}", "products/b00ks", None),
         ("flags/{on:bool}", "flags/True", {"on": "True"}),
         ("flags/{on:bool}", "flags/yes", None),
-        ("items/{id:guid}", "items/1b4e28ba-2fa1-11d2-883f-0016d3cca427", {"id": "1b4e28ba-2fa1-11d2-883f-0016d3cca427"}),
+        ("items/{id:guid}", f"items/{GUID}", {"id": GUID}),
         ("items/{id:guid}", "items/not-a-guid", None),
         ("names/{name:minlength(3)}", "names/ab", None),
         ("names/{name:length(2,4)}", "names/abc", {"name": "abc"}),
