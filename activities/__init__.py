@@ -1,0 +1,1 @@
+"""Activity functions: where all I/O and computation of the workflows happen."""

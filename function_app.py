@@ -1,0 +1,18 @@
+"""Composition root of the durable-agents Function App.
+
+Only builds the app and registers each module's Blueprint; the functions live in starters/,
+orchestrators/, activities/ and entities/. Importing this module does no I/O.
+"""
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from activities import text
+from orchestrators import document_digest
+from starters import documents
+
+app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+app.register_functions(documents.bp)
+app.register_functions(document_digest.bp)
+app.register_functions(text.bp)

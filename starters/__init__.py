@@ -1,0 +1,1 @@
+"""HTTP starters and run-management routes, one Blueprint per module."""

@@ -1,0 +1,26 @@
+"""HTTP helpers shared by the starters: the JSON error shape and the error that maps to it."""
+
+from __future__ import annotations
+
+import json
+
+import azure.functions as func
+
+
+class BadRequestError(Exception):
+    """The request is malformed; answered with 400 and `{"error": {"code", "message"}}`."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def error_response(status_code: int, code: str, message: str) -> func.HttpResponse:
+    """A JSON error response in the shape every route of this app uses."""
+    body = json.dumps({"error": {"code": code, "message": message}})
+    return func.HttpResponse(body, status_code=status_code, mimetype="application/json")
+
+
+def bad_request(err: BadRequestError) -> func.HttpResponse:
+    return error_response(400, err.code, err.message)

@@ -1,0 +1,41 @@
+"""The Function App at the repo root, as the worker indexes it: which functions, triggers and routes."""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+import function_app
+
+
+@functools.cache  # get_functions() indexes an app once; a second call rejects every name as a duplicate
+def indexed() -> dict[str, dict[str, Any]]:
+    """Function name -> its function.json, built by the same `get_functions()` the worker calls."""
+    return {f.get_function_name(): json.loads(f.get_function_json()) for f in function_app.app.get_functions()}
+
+
+def trigger_of(function_json: dict[str, Any]) -> dict[str, Any]:
+    triggers = [b for b in function_json["bindings"] if b["type"].endswith("Trigger")]
+    assert len(triggers) == 1, function_json
+    return triggers[0]
+
+
+def test_app_registers_the_document_digest_chain() -> None:
+    functions = indexed()
+
+    assert {name: trigger_of(fj)["type"] for name, fj in functions.items()} == {
+        "start_document_digest": "httpTrigger",
+        "document_digest": "orchestrationTrigger",
+        "split_sentences": "activityTrigger",
+        "score_sentences": "activityTrigger",
+        "compose_digest": "activityTrigger",
+    }
+
+
+def test_digest_starter_is_a_post_route_with_a_durable_client() -> None:
+    starter = indexed()["start_document_digest"]
+
+    http = trigger_of(starter)
+    assert (http["route"], http["methods"], http["authLevel"]) == ("documents/digest", ["POST"], "FUNCTION")
+    assert [b["type"] for b in starter["bindings"] if b["type"] == "durableClient"] == ["durableClient"]
