@@ -266,12 +266,14 @@ class DurableApi:
             records, more = self.engine.store.list_entities(request.match_info.get("name"), top, token)
         except ValueError as err:
             raise ManagementError(400, str(err)) from err
+        fetch_state = _flag(request, "fetchState", False)
         body = []
         for rec in records:
             name, key = split_entity_id(rec.entity_id)
-            body.append({"entityId": {"name": name, "key": key},
-                         "lastOperationTime": format_api_time(rec.last_modified),
-                         "state": parse_json_text(rec.state)})
+            item = {"entityId": {"name": name, "key": key}, "lastOperationTime": format_api_time(rec.last_modified)}
+            if fetch_state:
+                item["state"] = parse_json_text(rec.state)
+            body.append(item)
         return web.json_response(body, status=200, headers={CONTINUATION_HEADER: more} if more else {})
 
 

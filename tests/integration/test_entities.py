@@ -119,6 +119,10 @@ def test_entity_listing_names_every_key(host: FunchostProcess) -> None:
     assert isinstance(listed, list), listed
     assert sorted(item["entityId"]["key"] for item in listed) == ["alpha", "beta", "gamma"]
     assert {item["entityId"]["name"] for item in listed} == {"counter"}
+    assert all("state" not in item for item in listed)
+
+    with_state = host.get(f"{ENTITIES}/counter?fetchState=true").json()
+    assert {item["entityId"]["key"]: item["state"] for item in with_state} == {"alpha": 1, "beta": 1, "gamma": 1}
 
 
 # --- orchestrations calling and signalling ---------------------------------------------------------------
