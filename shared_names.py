@@ -15,3 +15,17 @@ DOCUMENT_DIGEST: Final = "document_digest"
 SPLIT_SENTENCES: Final = "split_sentences"
 SCORE_SENTENCES: Final = "score_sentences"
 COMPOSE_DIGEST: Final = "compose_digest"
+
+# Agent runs and sessions (issue: durable agents)
+AGENT_RUN: Final = "agent_run"
+SESSION_LOOP: Final = "session_loop"
+CALL_MODEL: Final = "call_model"
+RUN_TOOL: Final = "run_tool"
+RUN_LOG_ENTITY: Final = "run_log"
+SESSION_ENTITY: Final = "session"
+
+# External events of an agent run and of a session loop
+STEER_EVENT: Final = "steer"
+CANCEL_EVENT: Final = "cancel"
+APPROVAL_EVENT: Final = "approval"
+SESSION_MESSAGE_EVENT: Final = "session_message"
