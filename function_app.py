@@ -7,8 +7,9 @@ orchestrators/, activities/ and entities/. Importing this module does no I/O.
 import azure.durable_functions as df
 import azure.functions as func
 
-from activities import text
-from orchestrators import document_digest
+from activities import agent_steps, text
+from entities import run_log
+from orchestrators import agent_run, document_digest
 from starters import documents
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -16,3 +17,6 @@ app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(documents.bp)
 app.register_functions(document_digest.bp)
 app.register_functions(text.bp)
+app.register_functions(agent_run.bp)
+app.register_functions(agent_steps.bp)
+app.register_functions(run_log.bp)

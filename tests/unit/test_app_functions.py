@@ -24,7 +24,8 @@ def trigger_of(function_json: dict[str, Any]) -> dict[str, Any]:
 def test_app_registers_the_document_digest_chain() -> None:
     functions = indexed()
 
-    assert {name: trigger_of(fj)["type"] for name, fj in functions.items()} == {
+    registered = {name: trigger_of(fj)["type"] for name, fj in functions.items()}
+    assert registered.items() >= {
         "start_document_digest": "httpTrigger",
         "document_digest": "orchestrationTrigger",
         "split_sentences": "activityTrigger",
