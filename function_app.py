@@ -10,7 +10,7 @@ import azure.functions as func
 from activities import agent_steps, text
 from entities import run_log
 from orchestrators import agent_run, document_digest
-from starters import documents
+from starters import agents_api, documents, runs_api
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -20,3 +20,5 @@ app.register_functions(text.bp)
 app.register_functions(agent_run.bp)
 app.register_functions(agent_steps.bp)
 app.register_functions(run_log.bp)
+app.register_functions(agents_api.bp)
+app.register_functions(runs_api.bp)
