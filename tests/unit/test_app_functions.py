@@ -31,7 +31,7 @@ def test_app_registers_the_document_digest_chain() -> None:
         "split_sentences": "activityTrigger",
         "score_sentences": "activityTrigger",
         "compose_digest": "activityTrigger",
-    }
+    }.items()
 
 
 def test_digest_starter_is_a_post_route_with_a_durable_client() -> None:
