@@ -8,9 +8,9 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from activities import agent_steps, text
-from entities import run_log
-from orchestrators import agent_run, document_digest
-from starters import agents_api, documents, runs_api
+from entities import run_log, session
+from orchestrators import agent_run, document_digest, session_loop
+from starters import agents_api, documents, runs_api, sessions_api
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -22,3 +22,6 @@ app.register_functions(agent_steps.bp)
 app.register_functions(run_log.bp)
 app.register_functions(agents_api.bp)
 app.register_functions(runs_api.bp)
+app.register_functions(session.bp)
+app.register_functions(session_loop.bp)
+app.register_functions(sessions_api.bp)
