@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -34,7 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument("--port", type=int, default=7071, help="HTTP port (default: 7071)")
     start.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
     start.add_argument("--store", default="sqlite",
-                       help="task hub: sqlite (a file under APP_DIR/.funchost), sqlite:PATH, or memory")
+                       help="task hub: sqlite (a file under APP_DIR/.funchost), sqlite:PATH, memory, or azure "
+                            "(Azure Storage or Azurite, from the AzureWebJobsStorage setting)")
+    start.add_argument("--hub", help="task hub name (default: host.json's extensions.durableTask.hubName)")
     start.add_argument("--verbose", action="store_true", help="log at DEBUG")
     return parser
 
@@ -61,8 +64,7 @@ def _print_functions(functions: FunctionIndex, router: TriggerRouter, base: str)
 
 
 async def _serve(app_dir: Path, config: HostConfig, functions: FunctionIndex, args: argparse.Namespace) -> None:
-    store = create_store(args.store, app_dir, config.durable.hub_name)
-    store.open()
+    store = create_store(args.store, app_dir, config.durable)
     logger.info("task hub %s on %s", config.durable.hub_name, store.location)
     pool = ThreadPoolExecutor(max_workers=max(4, config.durable.max_concurrent_activities),
                               thread_name_prefix="http")
@@ -74,12 +76,15 @@ async def _serve(app_dir: Path, config: HostConfig, functions: FunctionIndex, ar
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     try:
+        # The task hub opens before the port does, so a ready host can serve every route; the workers
+        # start after it, so resumed work that calls the app's own routes finds them served.
+        await engine.open()
         site = web.TCPSite(runner, args.host, args.port, reuse_address=True)
         try:
             await site.start()
         except OSError as err:
             raise FunchostError(f"Cannot listen on {args.host}:{args.port}: {err.strerror}") from err
-        await engine.start()
+        engine.start_workers()
         _print_functions(functions, app["router"], rpc_base)
         print(f"funchost {__version__}: serving {app_dir} on http://{args.host}:{args.port} "
               f"(task hub {config.durable.hub_name}, store {store.location}). Press Ctrl+C to stop.", flush=True)
@@ -90,10 +95,9 @@ async def _serve(app_dir: Path, config: HostConfig, functions: FunctionIndex, ar
         await stop.wait()
         print("Stopping funchost...", flush=True)
     finally:
-        await engine.stop()
+        await engine.stop()  # closes the task hub
         await runner.cleanup()
         pool.shutdown(wait=False, cancel_futures=True)
-        store.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
             raise FunchostError(f"App folder {app_dir} does not exist.")
         load_local_settings(app_dir)
         config = load_host_config(app_dir)
+        if args.hub:
+            config = dataclasses.replace(config, durable=dataclasses.replace(config.durable, hub_name=args.hub))
         os.environ.setdefault("FUNCTIONS_WORKER_RUNTIME", "python")
         functions = load_app(app_dir)
         asyncio.run(_serve(app_dir, config, functions, args))

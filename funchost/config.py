@@ -27,6 +27,7 @@ class DurableSettings:
     max_concurrent_entities: int = 10
     max_entity_batch_size: int = 50
     partition_count: int = 4
+    max_dequeue_count: int = 5
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ def load_host_config(app_dir: Path) -> HostConfig:
         max_concurrent_entities=_positive_int(durable_raw, "maxConcurrentEntityFunctions", 10),
         max_entity_batch_size=_positive_int(durable_raw, "maxEntityOperationBatchSize", 50),
         partition_count=_positive_int(provider if isinstance(provider, dict) else {}, "partitionCount", 4),
+        max_dequeue_count=_positive_int(provider if isinstance(provider, dict) else {}, "maxDequeueCount", 5),
     )
     return HostConfig(route_prefix=prefix.strip("/"), durable=durable)
 

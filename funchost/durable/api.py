@@ -129,7 +129,7 @@ class DurableApi:
     async def start(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         input_text = await _start_input(request)
-        record = self.engine.start_new(name, request.match_info.get("instance_id"), input_text)
+        record = await self.engine.start_new(name, request.match_info.get("instance_id"), input_text)
         timeout = request.query.get("timeout")
         if timeout is None:
             return self._check_status_response(request, record)
@@ -141,7 +141,7 @@ class DurableApi:
 
     async def get_status(self, request: web.Request) -> web.Response:
         instance_id = request.match_info["instance_id"]
-        loaded = self.engine.get(instance_id)
+        loaded = await self.engine.get(instance_id)
         if loaded is None:
             raise ManagementError(404, f"No instance with ID '{instance_id}' found.")
         record, history = loaded
@@ -182,7 +182,7 @@ class DurableApi:
     async def list_instances(self, request: web.Request) -> web.Response:
         query = self._query(request, paged=True)
         try:
-            records, token = self.engine.store.query_instances(query)
+            records, token = await self.engine.store.query_instances(query)
         except ValueError as err:
             raise ManagementError(400, str(err)) from err
         show_input = _flag(request, "showInput", False)
@@ -192,7 +192,7 @@ class DurableApi:
 
     async def purge_one(self, request: web.Request) -> web.Response:
         instance_id = request.match_info["instance_id"]
-        deleted = self.engine.purge([instance_id])
+        deleted = await self.engine.purge([instance_id])
         if not deleted:
             raise ManagementError(404, f"No instance with ID '{instance_id}' found.")
         return web.json_response({"instancesDeleted": deleted}, status=200)
@@ -201,9 +201,9 @@ class DurableApi:
         query = self._query(request, paged=False)
         if query.created_from is None:
             raise ManagementError(400, "Purging by filter needs createdTimeFrom.")
-        records, _ = self.engine.store.query_instances(query)
+        records, _ = await self.engine.store.query_instances(query)
         targets = [r.instance_id for r in records if r.is_terminal or query.statuses]
-        deleted = self.engine.purge(targets) if targets else 0
+        deleted = await self.engine.purge(targets) if targets else 0
         if not deleted:
             raise ManagementError(404, "No instances matched the purge filter.")
         return web.json_response({"instancesDeleted": deleted}, status=200)
@@ -217,24 +217,24 @@ class DurableApi:
                 raise ManagementError(400, f"The event data must be JSON: {err.msg} at position {err.pos}.") \
                     from err
         event = request.match_info["event"]
-        self.engine.raise_event(request.match_info["instance_id"], event, text or None)
+        await self.engine.raise_event(request.match_info["instance_id"], event, text or None)
         return web.Response(status=202)
 
     async def terminate(self, request: web.Request) -> web.Response:
-        self.engine.terminate(request.match_info["instance_id"], request.query.get("reason"))
+        await self.engine.terminate(request.match_info["instance_id"], request.query.get("reason"))
         return web.Response(status=202)
 
     async def suspend(self, request: web.Request) -> web.Response:
-        self.engine.suspend(request.match_info["instance_id"], request.query.get("reason"))
+        await self.engine.suspend(request.match_info["instance_id"], request.query.get("reason"))
         return web.Response(status=202)
 
     async def resume(self, request: web.Request) -> web.Response:
-        self.engine.resume(request.match_info["instance_id"], request.query.get("reason"))
+        await self.engine.resume(request.match_info["instance_id"], request.query.get("reason"))
         return web.Response(status=202)
 
     async def restart(self, request: web.Request) -> web.Response:
         new_id = _flag(request, "restartWithNewInstanceId", True)
-        record = self.engine.restart(request.match_info["instance_id"], new_id)
+        record = await self.engine.restart(request.match_info["instance_id"], new_id)
         return self._check_status_response(request, record)
 
     async def rewind(self, request: web.Request) -> web.Response:
@@ -247,12 +247,12 @@ class DurableApi:
         if not operation:
             raise ManagementError(400, "Signalling an entity needs the operation name in ?op=.")
         input_text = await _start_input(request)
-        self.engine.signal_entity(request.match_info["name"], request.match_info["key"], operation, input_text)
+        await self.engine.signal_entity(request.match_info["name"], request.match_info["key"], operation, input_text)
         return web.Response(status=202)
 
     async def read_entity(self, request: web.Request) -> web.Response:
         name, key = request.match_info["name"], request.match_info["key"]
-        record = self.engine.store.load_entity(entity_id(name, key))
+        record = await self.engine.store.load_entity(entity_id(name, key))
         if record is None:
             raise ManagementError(404, f"Entity @{name.lower()}@{key} does not exist.")
         return web.json_response(parse_json_text(record.state), status=200)
@@ -263,7 +263,7 @@ class DurableApi:
             top = int(_bounded_number(request.query["top"], "top", 1, 1000, integer=True))
         token = request.headers.get(CONTINUATION_HEADER) or request.query.get("continuationToken") or None
         try:
-            records, more = self.engine.store.list_entities(request.match_info.get("name"), top, token)
+            records, more = await self.engine.store.list_entities(request.match_info.get("name"), top, token)
         except ValueError as err:
             raise ManagementError(400, str(err)) from err
         fetch_state = _flag(request, "fetchState", False)

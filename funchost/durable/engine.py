@@ -19,6 +19,7 @@ import time
 import uuid
 from collections import Counter, OrderedDict
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from funchost.app_loader import FunctionIndex
 from funchost.config import DurableSettings
@@ -46,6 +47,8 @@ from funchost.stores.base import (
 logger = logging.getLogger(__name__)
 
 CACHE_SIZE = 2000
+POISON = -1  # a control event of this engine's own: fail the instance, its message kept failing
+RECENT_ENTITY_REQUESTS = 500  # request ids an entity remembers, to drop a redelivered operation
 # An episode replays the whole history, so its cost grows with it. While an instance still has
 # activities running, an episode that cost more than this waits up to twice its cost (at most
 # COALESCE_MAX) to take many completions at once: a 1,000-task fan-in then replays a handful of
@@ -82,17 +85,11 @@ class Engine:
 
     # --- lifecycle ------------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Resume everything that was in flight, then start the workers."""
-        now = time.time()
-        for instance_id, visible_at in self.store.pending_message_times():
-            self._wake_at(instance_id, visible_at, now)
-        pending = self.store.pending_activities()
-        for task in pending:
-            self._activity_queue.put_nowait(task)
-            self._inflight[task.instance_id] += 1
-        if pending:
-            logger.info("resuming %d activity work items left by the previous host", len(pending))
+    async def open(self) -> None:
+        """Open the task hub; it announces everything in flight, which waits for ``start_workers``."""
+        await self.store.open(self)
+
+    def start_workers(self) -> None:
         for _ in range(self.settings.max_concurrent_orchestrations):
             self._workers.append(asyncio.create_task(self._orchestration_worker()))
         for _ in range(self.settings.max_concurrent_activities):
@@ -107,8 +104,16 @@ class Engine:
         await asyncio.gather(*self._workers, return_exceptions=True)
         await self.activities.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        await self.store.close()
 
-    # --- waking ---------------------------------------------------------------------------------
+    # --- the store's announcements (WorkListener) and waking ---------------------------------
+
+    def instance_ready(self, instance_id: str) -> None:
+        self.wake(instance_id)
+
+    def activity_ready(self, task: ActivityTask) -> None:
+        self._activity_queue.put_nowait(task)
+        self._inflight[task.instance_id] += 1
 
     def wake(self, instance_id: str) -> None:
         if instance_id in self._running:
@@ -134,41 +139,32 @@ class Engine:
         # A few ms late rather than early: a timer message is only visible from its fire time.
         self._timers[key] = loop.call_later(at - now + 0.002, fire)
 
-    def _after_commit(self, checkpoint: Checkpoint) -> None:
-        now = time.time()
-        for message in checkpoint.messages:
-            self._wake_at(message.instance_id, message.visible_at, now)
-        for task in checkpoint.activities:
-            self._activity_queue.put_nowait(task)
-            self._inflight[task.instance_id] += 1
-
-    def commit(self, checkpoint: Checkpoint) -> None:
-        self.store.commit(checkpoint)
+    async def commit(self, checkpoint: Checkpoint) -> None:
+        await self.store.commit(checkpoint)
         if checkpoint.instance is not None:
-            self._remember(checkpoint.instance, checkpoint.new_history, checkpoint.replace_history)
+            await self._remember(checkpoint.instance, checkpoint.new_history, checkpoint.replace_history)
         for child in checkpoint.new_instances:
             self._cache[child.instance_id] = (child, [])
-        self._after_commit(checkpoint)
 
     # --- the instance cache (this host owns the hub, so the cache cannot go stale) -------------
 
-    def _load(self, instance_id: str) -> tuple[InstanceRecord, list[Json]] | None:
+    async def _load(self, instance_id: str) -> tuple[InstanceRecord, list[Json]] | None:
         cached = self._cache.get(instance_id)
         if cached is not None:
             self._cache.move_to_end(instance_id)
             return cached
-        record = self.store.load_instance(instance_id)
+        record = await self.store.load_instance(instance_id)
         if record is None:
             return None
-        entry = (record, self.store.load_history(instance_id))
+        entry = (record, await self.store.load_history(instance_id))
         self._cache[instance_id] = entry
         self._trim_cache()
         return entry
 
-    def _remember(self, record: InstanceRecord, new_history: list[Json], replace: bool) -> None:
+    async def _remember(self, record: InstanceRecord, new_history: list[Json], replace: bool) -> None:
         cached = self._cache.get(record.instance_id)
         if cached is None or replace:
-            history = list(new_history) if replace else self.store.load_history(record.instance_id)
+            history = list(new_history) if replace else await self.store.load_history(record.instance_id)
         else:
             history = cached[1]
             history.extend(new_history)
@@ -192,9 +188,9 @@ class Engine:
             self._running.add(instance_id)
             try:
                 if instance_id.startswith("@"):
-                    self._process_entity(instance_id)
+                    await self._process_entity(instance_id)
                 else:
-                    self._process_instance(instance_id)
+                    await self._process_instance(instance_id)
             except Exception:
                 logger.exception("instance %s: processing failed; it will be retried", instance_id)
                 self._running.discard(instance_id)
@@ -211,16 +207,40 @@ class Engine:
     async def _activity_worker(self) -> None:
         while True:
             task = await self._activity_queue.get()
-            if task.id is not None:
-                self.store.mark_dequeued(task.id)
-            completion = await self.activities.run(task)
+            if await self._already_done(task):
+                self._inflight[task.instance_id] -= 1
+                if self._inflight[task.instance_id] <= 0:
+                    del self._inflight[task.instance_id]
+                with contextlib.suppress(Exception):
+                    await self.store.commit(Checkpoint(completed_activity=task.id))
+                continue
+            if task.dequeue_count > self.settings.max_dequeue_count:
+                completion = h.task_failed(time.time(), task.task_id, self._poison_reason(task), None)
+            else:
+                completion = await self.activities.run(task)
             if self._stopping:
                 return  # the work item stays in the store and runs again on the next start
             self._inflight[task.instance_id] -= 1
             if self._inflight[task.instance_id] <= 0:
                 del self._inflight[task.instance_id]
-            self.commit(Checkpoint(messages=[Message(task.instance_id, completion, task.execution_id)],
-                                   completed_activity=task.id))
+            try:
+                await self.commit(Checkpoint(messages=[Message(task.instance_id, completion, task.execution_id)],
+                                             completed_activity=task.id))
+            except Exception:
+                # The work item stays in the task hub and is delivered again: at least once, never lost.
+                logger.exception("activity %s of instance %s: its result could not be saved", task.name,
+                                 task.instance_id)
+
+    async def _already_done(self, task: ActivityTask) -> bool:
+        """A redelivered work item whose result is already in the history (or whose run is gone) is not run
+        again: with a store that deletes work items after recording results, a crash in between redelivers."""
+        if task.dequeue_count <= 1:
+            return False
+        loaded = await self._load(task.instance_id)
+        if loaded is None or loaded[0].execution_id != task.execution_id or loaded[0].is_terminal:
+            return True
+        return any(e.get("EventType") in (EventType.TaskCompleted, EventType.TaskFailed)
+                   and e.get("TaskScheduledId") == task.task_id for e in loaded[1])
 
     async def _notify_changed(self) -> None:
         async with self._changed:
@@ -254,28 +274,31 @@ class Engine:
         del self._deferred[instance_id]
         return False
 
-    def _process_instance(self, instance_id: str) -> None:
+    async def _process_instance(self, instance_id: str) -> None:
         if self._defer(instance_id):
             return
         now = time.time()
-        messages = self.store.visible_messages(instance_id, now)
+        messages = await self.store.visible_messages(instance_id, now)
         if not messages:
             return
-        loaded = self._load(instance_id)
+        loaded = await self._load(instance_id)
         if loaded is None:
             logger.warning("dropping %d messages for unknown instance %s", len(messages), instance_id)
-            self.commit(Checkpoint(consumed=[m.id for m in messages if m.id is not None]))
+            await self.commit(Checkpoint(consumed=[m.id for m in messages if m.id is not None]))
             return
         record, past = loaded
         record = InstanceRecord(**{**record.__dict__, "engine": json.loads(json.dumps(record.engine))})
-        consumed: list[int] = []
+        consumed: list[Any] = []
         control: list[Json] = []
         deliver: list[tuple[Message, Json]] = []
         for message in messages:
             assert message.id is not None
             ev = message.event
             stale = message.execution_id is not None and message.execution_id != record.execution_id
-            if stale or record.is_terminal or self._is_duplicate(ev, past):
+            if message.dequeue_count > self.settings.max_dequeue_count and not record.is_terminal:
+                consumed.append(message.id)
+                control.append(self._poison_failure(message, now))
+            elif stale or record.is_terminal or self._is_duplicate(ev, past):
                 consumed.append(message.id)
             elif ev["EventType"] in (EventType.ExecutionTerminated, EventType.ExecutionSuspended,
                                      EventType.ExecutionResumed):
@@ -290,15 +313,15 @@ class Engine:
         if record.status == SUSPENDED or record.is_terminal:
             if record.is_terminal:
                 checkpoint.consumed.extend(m.id for m, _ in deliver if m.id is not None)
-            self._commit_instance(checkpoint)
+            await self._commit_instance(checkpoint)
             return
         if not deliver:
-            self._commit_instance(checkpoint)
+            await self._commit_instance(checkpoint)
             return
         if not past and deliver[0][1]["EventType"] != EventType.ExecutionStarted:
             starts = [d for d in deliver if d[1]["EventType"] == EventType.ExecutionStarted]
             if not starts:
-                self._commit_instance(checkpoint)  # events for a Pending instance wait for its start
+                await self._commit_instance(checkpoint)  # events for a Pending instance wait for its start
                 return
             deliver.remove(starts[0])
             deliver.insert(0, starts[0])
@@ -313,7 +336,7 @@ class Engine:
         checkpoint.activities.extend(episode.activities)
         checkpoint.messages.extend(episode.messages)
         for child in episode.new_instances:
-            existing = self._load(child.instance_id)
+            existing = await self._load(child.instance_id)
             if existing is not None and existing[0].status in ACTIVE_STATUSES:
                 self._refuse_child(record, child, checkpoint, now)
             else:
@@ -328,7 +351,7 @@ class Engine:
             record.completed_time = now
             self._episode_cost.pop(instance_id, None)
             self._notify_parent(record, checkpoint, now, failure=episode.failure)
-        self._commit_instance(checkpoint)
+        await self._commit_instance(checkpoint)
         if _later:
             self.wake(instance_id)
 
@@ -344,10 +367,10 @@ class Engine:
                      Reason=reason, Details=None)
         checkpoint.messages.append(Message(record.instance_id, ev, record.execution_id))
 
-    def _commit_instance(self, checkpoint: Checkpoint) -> None:
+    async def _commit_instance(self, checkpoint: Checkpoint) -> None:
         if checkpoint.instance is not None and not checkpoint.replace_history:
             checkpoint.instance.last_updated_time = max(checkpoint.instance.last_updated_time, time.time())
-        self.commit(checkpoint)
+        await self.commit(checkpoint)
 
     @staticmethod
     def _is_duplicate(ev: Json, past: list[Json]) -> bool:
@@ -360,12 +383,36 @@ class Engine:
             key, task_id = "TimerId", ev.get("TimerId")
         elif kind == EventType.ExecutionStarted:
             return any(e.get("EventType") == EventType.ExecutionStarted for e in past)
+        elif kind == EventType.EventRaised and ev.get("MessageId"):
+            return any(e.get("MessageId") == ev["MessageId"] for e in past)
         else:
             return False
         return any(e.get("EventType") == kind and e.get(key) == task_id for e in past)
 
+    def _poison_failure(self, message: Message, now: float) -> Json:
+        kind = message.event.get("EventType")
+        name = EventType(kind).name if isinstance(kind, int) and kind in EventType._value2member_map_ else "entity"
+        return {"EventType": POISON, "Reason": (
+            f"A {name} message for this instance was delivered {message.dequeue_count} times without being "
+            f"processed (limit {self.settings.max_dequeue_count}); the instance is failed instead of retrying "
+            "it forever. See the host log for the errors of those attempts.")}
+
+    def _poison_reason(self, task: ActivityTask) -> str:
+        return (f"Activity function '{task.name}' failed: its work item was delivered {task.dequeue_count} times "
+                f"without completing (limit {self.settings.max_dequeue_count}); the host stopped retrying it.")
+
     def _apply_control(self, record: InstanceRecord, ev: Json, checkpoint: Checkpoint, now: float) -> bool:
         kind = ev["EventType"]
+        if kind == POISON:
+            message = f"Orchestrator function '{record.name}' failed: {ev['Reason']}"
+            logger.error("instance %s: %s", record.instance_id, message)
+            record.status = FAILED
+            record.output = json.dumps(message)
+            record.completed_time = now
+            checkpoint.new_history.append(h.execution_completed(now, OrchestrationStatusCode.Failed,
+                                                                record.output))
+            self._notify_parent(record, checkpoint, now, failure=message)
+            return True
         if kind == EventType.ExecutionTerminated:
             reason = ev.get("Input")
             record.status = TERMINATED
@@ -417,8 +464,8 @@ class Engine:
 
     # --- entities -------------------------------------------------------------------------------
 
-    def _process_entity(self, entity: str) -> None:
-        messages = self.store.visible_messages(entity, time.time(), limit=self.settings.max_entity_batch_size)
+    async def _process_entity(self, entity: str) -> None:
+        messages = await self.store.visible_messages(entity, time.time(), limit=self.settings.max_entity_batch_size)
         if not messages:
             return
         name, _ = split_entity_id(entity)
@@ -426,22 +473,31 @@ class Engine:
         consumed = [m.id for m in messages if m.id is not None]
         if handler is None:
             logger.warning("dropping %d operations for unknown entity %s", len(messages), entity)
-            self.commit(Checkpoint(consumed=consumed))
+            await self.commit(Checkpoint(consumed=consumed))
             return
-        requests = [m.event["EntityRequest"] for m in messages]
-        outcome = run_batch(handler, entity, self.store.load_entity(entity), requests)
+        current = await self.store.load_entity(entity)
+        seen = set(current.recent if current else ())
+        # At-least-once delivery can hand an operation over twice; its request id says it ran already.
+        requests = [m.event["EntityRequest"] for m in messages if m.event["EntityRequest"].get("id") not in seen]
+        if not requests:
+            await self.commit(Checkpoint(consumed=consumed))
+            return
+        outcome = run_batch(handler, entity, current, requests)
+        if outcome.state is not None:
+            recent = [*(current.recent if current else []), *(str(r.get("id")) for r in requests)]
+            outcome.state.recent = recent[-RECENT_ENTITY_REQUESTS:]
         checkpoint = Checkpoint(consumed=consumed, messages=outcome.replies, entity=outcome.state,
                                 delete_entity=None if outcome.state is not None else entity)
-        self.commit(checkpoint)
+        await self.commit(checkpoint)
         if len(messages) == self.settings.max_entity_batch_size:
             self.wake(entity)
 
     # --- client operations (the management API calls these) -------------------------------------
 
-    def get(self, instance_id: str) -> tuple[InstanceRecord, list[Json]] | None:
-        return self._load(instance_id)
+    async def get(self, instance_id: str) -> tuple[InstanceRecord, list[Json]] | None:
+        return await self._load(instance_id)
 
-    def start_new(self, name: str, instance_id: str | None, input_text: str | None) -> InstanceRecord:
+    async def start_new(self, name: str, instance_id: str | None, input_text: str | None) -> InstanceRecord:
         handler = self.functions.orchestrator(name)
         if handler is None:
             known = sorted({o.durable_name for o in self.functions.orchestrators.values()})
@@ -450,63 +506,65 @@ class Engine:
                                        f"are: {', '.join(known) or 'none'}.")
         instance_id = instance_id or uuid.uuid4().hex
         _check_instance_id(instance_id)
-        existing = self._load(instance_id)
+        existing = await self._load(instance_id)
         if existing is not None and existing[0].status in ACTIVE_STATUSES:
             raise ManagementError(409, f"An instance with ID '{instance_id}' already exists and is "
                                        f"{existing[0].status}; wait for it to finish, or terminate it first.")
         record, start = new_instance(handler.durable_name, instance_id, input_text, time.time())
-        self.commit(Checkpoint(instance=record, replace_history=True, messages=[start]))
+        await self.commit(Checkpoint(instance=record, replace_history=True, messages=[start]))
         return record
 
-    def raise_event(self, instance_id: str, name: str, input_text: str | None) -> None:
-        record = self._require(instance_id)
+    async def raise_event(self, instance_id: str, name: str, input_text: str | None) -> None:
+        record = await self._require(instance_id)
         if record.is_terminal:
             raise ManagementError(410, f"Instance '{instance_id}' is {record.status}: it accepts no more events.")
-        self.commit(Checkpoint(messages=[Message(instance_id, h.event_raised(time.time(), name, input_text))]))
+        ev = h.event_raised(time.time(), name, input_text)
+        ev["MessageId"] = uuid.uuid4().hex  # identity, so a redelivered event is not delivered twice
+        await self.commit(Checkpoint(messages=[Message(instance_id, ev)]))
 
-    def terminate(self, instance_id: str, reason: str | None) -> None:
-        record = self._require(instance_id)
+    async def terminate(self, instance_id: str, reason: str | None) -> None:
+        record = await self._require(instance_id)
         if record.is_terminal:
             raise ManagementError(410, f"Instance '{instance_id}' is already {record.status}.")
         ev = h.event(EventType.ExecutionTerminated, time.time(), Input=reason)
-        self.commit(Checkpoint(messages=[Message(instance_id, ev)]))
+        await self.commit(Checkpoint(messages=[Message(instance_id, ev)]))
 
-    def suspend(self, instance_id: str, reason: str | None) -> None:
-        record = self._require(instance_id)
+    async def suspend(self, instance_id: str, reason: str | None) -> None:
+        record = await self._require(instance_id)
         if record.is_terminal:
             raise ManagementError(410, f"Instance '{instance_id}' is already {record.status}.")
         ev = h.event(EventType.ExecutionSuspended, time.time(), Reason=reason)
-        self.commit(Checkpoint(messages=[Message(instance_id, ev)]))
+        await self.commit(Checkpoint(messages=[Message(instance_id, ev)]))
 
-    def resume(self, instance_id: str, reason: str | None) -> None:
-        record = self._require(instance_id)
+    async def resume(self, instance_id: str, reason: str | None) -> None:
+        record = await self._require(instance_id)
         if record.is_terminal:
             raise ManagementError(410, f"Instance '{instance_id}' is already {record.status}.")
         ev = h.event(EventType.ExecutionResumed, time.time(), Reason=reason)
-        self.commit(Checkpoint(messages=[Message(instance_id, ev)]))
+        await self.commit(Checkpoint(messages=[Message(instance_id, ev)]))
 
-    def restart(self, instance_id: str, new_id: bool) -> InstanceRecord:
-        record = self._require(instance_id)
+    async def restart(self, instance_id: str, new_id: bool) -> InstanceRecord:
+        record = await self._require(instance_id)
         if not new_id and record.status in ACTIVE_STATUSES:
             raise ManagementError(409, f"Instance '{instance_id}' is {record.status}; only a finished instance "
                                        "can be restarted under the same ID.")
-        return self.start_new(record.name, None if new_id else instance_id, record.input)
+        return await self.start_new(record.name, None if new_id else instance_id, record.input)
 
-    def purge(self, instance_ids: list[str]) -> int:
+    async def purge(self, instance_ids: list[str]) -> int:
         for instance_id in instance_ids:
             self.forget(instance_id)
-        return self.store.purge(instance_ids)
+        return await self.store.purge(instance_ids)
 
-    def signal_entity(self, name: str, key: str, operation: str, input_text: str | None) -> None:
+    async def signal_entity(self, name: str, key: str, operation: str, input_text: str | None) -> None:
         if self.functions.entity(name) is None:
             raise ManagementError(400, f"The function '{name}' doesn't exist, is disabled, or is not an entity "
                                        "function.")
         entity = f"@{name.lower()}@{key}"
         request = operation_request(operation, input_text, uuid.uuid4().hex, signal=True)
-        self.commit(Checkpoint(messages=[Message(entity, {"EntityRequest": request})]))
+        await self.commit(Checkpoint(messages=[Message(entity, {"EntityRequest": request})]))
 
-    def _require(self, instance_id: str) -> InstanceRecord:
-        loaded = self._load(instance_id)
+    async def _require(self, instance_id: str) -> InstanceRecord:
+        loaded = await self._load(instance_id)
         if loaded is None:
             raise ManagementError(404, f"No instance with ID '{instance_id}' found.")
         return loaded[0]
@@ -515,7 +573,7 @@ class Engine:
         """The instance once it is terminal, or as it is when ``timeout`` runs out."""
         deadline = time.monotonic() + timeout
         while True:
-            loaded = self._load(instance_id)
+            loaded = await self._load(instance_id)
             if loaded is None or loaded[0].is_terminal:
                 return loaded[0] if loaded else None
             remaining = deadline - time.monotonic()

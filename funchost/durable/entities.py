@@ -75,7 +75,8 @@ def run_batch(handler: DurableHandler, entity: str, current: EntityRecord | None
         payload: Json = {"result": outcome.get("result")}
         if outcome.get("isError"):
             payload["exceptionType"] = "Error"
-        replies.append(Message(str(request["parent"]), h.event_raised(now, str(request["id"]), json.dumps(payload)),
-                               request.get("parentExecution")))
+        reply = h.event_raised(now, str(request["id"]), json.dumps(payload))
+        reply["MessageId"] = f"reply:{request['id']}"
+        replies.append(Message(str(request["parent"]), reply, request.get("parentExecution")))
     state = EntityRecord(entity, result.get("entityState"), now) if result.get("entityExists") else None
     return BatchOutcome(state, replies)

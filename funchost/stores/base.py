@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 Json = dict[str, Any]
+MessageId = Any  # opaque to the engine: a row id (SQLite), a queue message handle (Azure Storage)
 
 RUNNING = "Running"
 PENDING = "Pending"
@@ -63,7 +64,8 @@ class Message:
     event: Json
     execution_id: str | None = None
     visible_at: float = 0.0
-    id: int | None = None
+    id: MessageId | None = None  # the store's handle, set when the store delivers the message
+    dequeue_count: int = 0  # deliveries so far; a message that keeps failing is a poison message
 
 
 @dataclass
@@ -75,7 +77,7 @@ class ActivityTask:
     task_id: int
     name: str
     input: str | None
-    id: int | None = None
+    id: MessageId | None = None
     dequeue_count: int = 0
 
 
@@ -84,6 +86,7 @@ class EntityRecord:
     entity_id: str  # "@name@key"
     state: str | None  # JSON text
     last_modified: float
+    recent: list[str] = field(default_factory=list)  # ids of the last operations it ran
 
 
 @dataclass
@@ -96,8 +99,8 @@ class Checkpoint:
     messages: list[Message] = field(default_factory=list)
     activities: list[ActivityTask] = field(default_factory=list)
     new_instances: list[InstanceRecord] = field(default_factory=list)  # sub-orchestrations created Pending
-    consumed: list[int] = field(default_factory=list)  # message ids delivered by this step
-    completed_activity: int | None = None  # activity work item finished by this step
+    consumed: list[MessageId] = field(default_factory=list)  # messages delivered by this step
+    completed_activity: MessageId | None = None  # activity work item finished by this step
     entity: EntityRecord | None = None
     delete_entity: str | None = None
 
@@ -112,42 +115,47 @@ class InstanceQuery:
     continuation: str | None = None
 
 
+class WorkListener(Protocol):
+    """What a store tells the engine: work became ready. Called on the event loop's thread."""
+
+    def instance_ready(self, instance_id: str) -> None:
+        """Messages for ``instance_id`` (an orchestration or an entity "@name@key") can be fetched."""
+
+    def activity_ready(self, task: ActivityTask) -> None:
+        """``task`` is to run; its result is committed with ``Checkpoint.completed_activity = task.id``."""
+
+
 class Store(Protocol):
-    """A task hub. One host process owns it at a time (``open`` refuses a second)."""
+    """A task hub. The store owns delivery: after ``open`` and after every ``commit`` it announces the
+    work that is ready (at once, or when a timer message becomes visible) through the listener, and it
+    announces again what was in flight when the previous host stopped."""
 
     location: str
 
-    def open(self) -> None: ...
+    async def open(self, listener: WorkListener) -> None: ...
 
-    def close(self) -> None: ...
+    async def close(self) -> None: ...
 
     # reads
-    def load_instance(self, instance_id: str) -> InstanceRecord | None: ...
+    async def load_instance(self, instance_id: str) -> InstanceRecord | None: ...
 
-    def load_history(self, instance_id: str) -> list[Json]: ...
+    async def load_history(self, instance_id: str) -> list[Json]: ...
 
-    def visible_messages(self, instance_id: str, now: float, limit: int | None = None) -> list[Message]: ...
+    async def visible_messages(self, instance_id: str, now: float, limit: int | None = None) -> list[Message]:
+        """The instance's messages visible at ``now``, oldest first, each with its ``id`` handle."""
+        ...
 
-    def load_entity(self, entity_id: str) -> EntityRecord | None: ...
+    async def load_entity(self, entity_id: str) -> EntityRecord | None: ...
 
-    def list_entities(
+    async def list_entities(
         self, name: str | None, top: int, continuation: str | None
     ) -> tuple[list[EntityRecord], str | None]: ...
 
-    def query_instances(self, query: InstanceQuery) -> tuple[list[InstanceRecord], str | None]: ...
-
-    # recovery: what was in flight when the last host stopped
-    def pending_message_times(self) -> list[tuple[str, float]]: ...
-
-    def pending_activities(self) -> list[ActivityTask]: ...
+    async def query_instances(self, query: InstanceQuery) -> tuple[list[InstanceRecord], str | None]: ...
 
     # writes
-    def commit(self, checkpoint: Checkpoint) -> None: ...
+    async def commit(self, checkpoint: Checkpoint) -> None:
+        """Apply ``checkpoint`` so that a crash at any point loses nothing (duplicates are allowed)."""
+        ...
 
-    def create_instance(self, record: InstanceRecord, start: Message, *, replace: bool) -> None: ...
-
-    def enqueue(self, messages: list[Message]) -> None: ...
-
-    def mark_dequeued(self, activity_id: int) -> None: ...
-
-    def purge(self, instance_ids: list[str]) -> int: ...
+    async def purge(self, instance_ids: list[str]) -> int: ...

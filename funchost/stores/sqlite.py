@@ -8,11 +8,13 @@ beside it; the kernel releases that lock when the owning process dies, even by S
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import fcntl
 import json
 import os
 import sqlite3
+import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -25,9 +27,10 @@ from funchost.stores.base import (
     InstanceRecord,
     Json,
     Message,
+    WorkListener,
 )
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -46,7 +49,8 @@ CREATE TABLE IF NOT EXISTS activities (
     id INTEGER PRIMARY KEY AUTOINCREMENT, instance_id TEXT NOT NULL, execution_id TEXT NOT NULL,
     task_id INTEGER NOT NULL, name TEXT NOT NULL, input TEXT, dequeue_count INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS entities (
-    entity_id TEXT PRIMARY KEY, name TEXT NOT NULL, key TEXT NOT NULL, state TEXT, last_modified REAL NOT NULL);
+    entity_id TEXT PRIMARY KEY, name TEXT NOT NULL, key TEXT NOT NULL, state TEXT, last_modified REAL NOT NULL,
+    recent TEXT NOT NULL DEFAULT '[]');
 """
 
 
@@ -80,10 +84,44 @@ class SqliteStore:
         self.location = str(path) if path else ":memory:"
         self._db: sqlite3.Connection | None = None
         self._lock_file: IO[str] | None = None
+        self._listener: WorkListener | None = None
+        self._timers: dict[tuple[str, float], asyncio.TimerHandle] = {}
 
     # --- lifecycle ----------------------------------------------------------------------------
 
-    def open(self) -> None:
+    async def open(self, listener: WorkListener) -> None:
+        """Open the file, then announce everything the previous host left in flight."""
+        self._open_file()
+        self._listener = listener
+        rows = self.db.execute("SELECT DISTINCT instance_id, visible_at FROM messages").fetchall()
+        for instance_id, visible_at in rows:
+            self._announce_message(instance_id, visible_at)
+        pending = self.db.execute("SELECT * FROM activities ORDER BY id").fetchall()
+        if pending:
+            self.db.execute("UPDATE activities SET dequeue_count = dequeue_count + 1")
+        for r in pending:
+            listener.activity_ready(ActivityTask(r["instance_id"], r["execution_id"], r["task_id"], r["name"],
+                                                 r["input"], r["id"], r["dequeue_count"] + 1))
+
+    def _announce_message(self, instance_id: str, visible_at: float) -> None:
+        assert self._listener is not None
+        delay = visible_at - time.time()
+        if delay <= 0:
+            self._listener.instance_ready(instance_id)
+            return
+        key = (instance_id, visible_at)
+        if key in self._timers:
+            return
+        listener = self._listener
+
+        def fire() -> None:
+            self._timers.pop(key, None)
+            listener.instance_ready(instance_id)
+
+        # A few ms late rather than early: the message is only visible from its time on.
+        self._timers[key] = asyncio.get_running_loop().call_later(delay + 0.002, fire)
+
+    def _open_file(self) -> None:
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._take_lock(Path(f"{self.path}.lock"))
@@ -128,7 +166,11 @@ class SqliteStore:
         if rows.get("format") != "funchost-sqlite" or rows.get("schema") != SCHEMA_VERSION:
             raise StoreError(f"{self.location} is not a funchost task hub of schema {SCHEMA_VERSION}")
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        self._listener = None
         if self._db is not None:
             self._db.close()
             self._db = None
@@ -142,15 +184,15 @@ class SqliteStore:
 
     # --- reads --------------------------------------------------------------------------------
 
-    def load_instance(self, instance_id: str) -> InstanceRecord | None:
+    async def load_instance(self, instance_id: str) -> InstanceRecord | None:
         row = self.db.execute("SELECT * FROM instances WHERE instance_id = ?", (instance_id,)).fetchone()
         return _instance_from_row(row) if row else None
 
-    def load_history(self, instance_id: str) -> list[Json]:
+    async def load_history(self, instance_id: str) -> list[Json]:
         rows = self.db.execute("SELECT event FROM history WHERE instance_id = ? ORDER BY seq", (instance_id,))
         return [json.loads(r[0]) for r in rows]
 
-    def visible_messages(self, instance_id: str, now: float, limit: int | None = None) -> list[Message]:
+    async def visible_messages(self, instance_id: str, now: float, limit: int | None = None) -> list[Message]:
         sql = "SELECT * FROM messages WHERE instance_id = ? AND visible_at <= ? ORDER BY id"
         args: tuple[Any, ...] = (instance_id, now)
         if limit is not None:
@@ -159,11 +201,13 @@ class SqliteStore:
         return [Message(r["instance_id"], json.loads(r["event"]), r["execution_id"], r["visible_at"], r["id"])
                 for r in self.db.execute(sql, args)]
 
-    def load_entity(self, entity_id: str) -> EntityRecord | None:
+    async def load_entity(self, entity_id: str) -> EntityRecord | None:
         row = self.db.execute("SELECT * FROM entities WHERE entity_id = ?", (entity_id,)).fetchone()
-        return EntityRecord(row["entity_id"], row["state"], row["last_modified"]) if row else None
+        if row is None:
+            return None
+        return EntityRecord(row["entity_id"], row["state"], row["last_modified"], json.loads(row["recent"]))
 
-    def list_entities(self, name: str | None, top: int,
+    async def list_entities(self, name: str | None, top: int,
                       continuation: str | None) -> tuple[list[EntityRecord], str | None]:
         after = str(_decode_token(continuation)) if continuation else ""
         sql, args = "SELECT * FROM entities WHERE entity_id > ?", [after]
@@ -171,11 +215,12 @@ class SqliteStore:
             sql += " AND name = ?"
             args.append(name.lower())
         rows = self.db.execute(sql + " ORDER BY entity_id LIMIT ?", (*args, top + 1)).fetchall()
-        records = [EntityRecord(r["entity_id"], r["state"], r["last_modified"]) for r in rows[:top]]
+        records = [EntityRecord(r["entity_id"], r["state"], r["last_modified"], json.loads(r["recent"]))
+                   for r in rows[:top]]
         token = _encode_token(records[-1].entity_id) if len(rows) > top else None
         return records, token
 
-    def query_instances(self, query: InstanceQuery) -> tuple[list[InstanceRecord], str | None]:
+    async def query_instances(self, query: InstanceQuery) -> tuple[list[InstanceRecord], str | None]:
         clauses: list[str] = []
         args: list[Any] = []
         if query.created_from is not None:
@@ -204,15 +249,6 @@ class SqliteStore:
             token = _encode_token([records[-1].created_time, records[-1].instance_id])
         return records, token
 
-    def pending_message_times(self) -> list[tuple[str, float]]:
-        rows = self.db.execute("SELECT DISTINCT instance_id, visible_at FROM messages")
-        return [(r[0], r[1]) for r in rows]
-
-    def pending_activities(self) -> list[ActivityTask]:
-        rows = self.db.execute("SELECT * FROM activities ORDER BY id")
-        return [ActivityTask(r["instance_id"], r["execution_id"], r["task_id"], r["name"], r["input"],
-                             r["id"], r["dequeue_count"]) for r in rows]
-
     # --- writes -------------------------------------------------------------------------------
 
     def _insert_messages(self, messages: list[Message]) -> None:
@@ -230,7 +266,16 @@ class SqliteStore:
              rec.created_time, rec.last_updated_time, rec.completed_time,
              json.dumps(rec.parent) if rec.parent else None, json.dumps(rec.engine)))
 
-    def commit(self, checkpoint: Checkpoint) -> None:
+    async def commit(self, checkpoint: Checkpoint) -> None:
+        self._write(checkpoint)
+        if self._listener is not None:
+            for message in checkpoint.messages:
+                self._announce_message(message.instance_id, message.visible_at)
+            for task in checkpoint.activities:
+                task.dequeue_count = 1
+                self._listener.activity_ready(task)
+
+    def _write(self, checkpoint: Checkpoint) -> None:
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -262,8 +307,9 @@ class SqliteStore:
             if checkpoint.entity is not None:
                 ent = checkpoint.entity
                 _, name, key = ent.entity_id.split("@", 2)
-                db.execute("INSERT OR REPLACE INTO entities (entity_id, name, key, state, last_modified)"
-                           " VALUES (?, ?, ?, ?, ?)", (ent.entity_id, name, key, ent.state, ent.last_modified))
+                db.execute("INSERT OR REPLACE INTO entities (entity_id, name, key, state, last_modified, recent)"
+                           " VALUES (?, ?, ?, ?, ?, ?)",
+                           (ent.entity_id, name, key, ent.state, ent.last_modified, json.dumps(ent.recent)))
             if checkpoint.delete_entity is not None:
                 db.execute("DELETE FROM entities WHERE entity_id = ?", (checkpoint.delete_entity,))
             db.execute("COMMIT")
@@ -271,16 +317,7 @@ class SqliteStore:
             db.execute("ROLLBACK")
             raise
 
-    def create_instance(self, record: InstanceRecord, start: Message, *, replace: bool) -> None:
-        self.commit(Checkpoint(instance=record, replace_history=replace, messages=[start]))
-
-    def enqueue(self, messages: list[Message]) -> None:
-        self.commit(Checkpoint(messages=messages))
-
-    def mark_dequeued(self, activity_id: int) -> None:
-        self.db.execute("UPDATE activities SET dequeue_count = dequeue_count + 1 WHERE id = ?", (activity_id,))
-
-    def purge(self, instance_ids: list[str]) -> int:
+    async def purge(self, instance_ids: list[str]) -> int:
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
