@@ -192,9 +192,15 @@ def test_missing_app_folder_is_refused(tmp_path: Path) -> None:
     assert "Traceback (most recent call last)" not in output, output
 
 
-def test_second_host_on_the_same_sqlite_task_hub_is_refused(start_host: StartHost, store_kind: str) -> None:
+@pytest.fixture
+def sqlite_file_lock(store_kind: str) -> None:
+    """Set up before `start_host`, so the Azure case is skipped without needing Azurite."""
     if store_kind != "sqlite":
-        pytest.skip("only a task hub in a file can be shared by two processes")
+        pytest.skip("SQLite only: the refusal comes from the lock a host holds on its SQLite task hub file")
+
+
+@pytest.mark.usefixtures("sqlite_file_lock")
+def test_second_host_on_the_same_sqlite_task_hub_is_refused(start_host: StartHost) -> None:
     first = start_host("entities")
 
     second = run_funchost(str(TEST_APPS / "entities"), "--port", str(free_port()), "--store", first.store)
@@ -218,6 +224,7 @@ def test_second_host_on_the_same_sqlite_task_hub_is_refused(start_host: StartHos
 # --- stores -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("store_kind", ["memory"])  # this test is about the memory store; it runs once
 def test_memory_store_runs_orchestrations_and_entities(start_host: StartHost) -> None:
     host = start_host("entities", store="memory")
 

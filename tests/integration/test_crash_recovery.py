@@ -1,8 +1,10 @@
-"""kill -9 of funchost in the middle of work, then a restart on the same SQLite task hub: nothing is lost.
+"""kill -9 of funchost in the middle of work, then a restart on the same task hub: nothing is lost.
 
-Drives the `crashy` test app (tests/apps/crashy). Each test kills the host with SIGKILL while an
-instance is in flight, starts a new host on the same SQLite file (the `start_host` fixture reuses the
-test's file) and checks the instance completes with the right output, that acknowledged messages
+Drives the `crashy` test app (tests/apps/crashy) on every store that outlives the process: a SQLite file,
+and an Azure Storage task hub in Azurite. Only the host is killed, never Azurite (see
+tests/support/azurite.py for why). Each test kills the host with SIGKILL while an instance is in flight,
+starts a new host on the same task hub (the `start_host` fixture reuses the test's SQLite file, or its
+Azure task hub name) and checks the instance completes with the right output, that acknowledged messages
 survive, and that activities whose completion was recorded are not run again (at-least-once only for
 the ones in flight at the kill).
 """
@@ -26,12 +28,6 @@ pytestmark = pytest.mark.crash
 
 FAN_OUT = 40
 EXPECTED_SUM = FAN_OUT * (FAN_OUT + 1) // 2  # each activity returns index + 1
-
-
-@pytest.fixture(autouse=True)
-def sqlite_only(store_kind: str) -> None:
-    if store_kind != "sqlite":
-        pytest.skip("a restart after kill -9 only makes sense on a store that outlives the process")
 
 
 def start(host: FunchostProcess, orchestrator: str, payload: Any) -> str:
