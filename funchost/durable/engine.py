@@ -287,6 +287,10 @@ class Engine:
             await self.commit(Checkpoint(consumed=[m.id for m in messages if m.id is not None]))
             return
         record, past = loaded
+        if record.is_terminal:
+            # Late results of a finished instance are dropped; the instance itself is not touched.
+            self.commit(Checkpoint(consumed=[m.id for m in messages if m.id is not None]))
+            return
         record = InstanceRecord(**{**record.__dict__, "engine": json.loads(json.dumps(record.engine))})
         consumed: list[Any] = []
         control: list[Json] = []
