@@ -15,8 +15,48 @@ class AppLoadError(FunchostError):
     """function_app.py could not be imported, or it registers no function funchost can serve."""
 
 
+class StorageSettingsError(ConfigError):
+    """The storage connection setting (``AzureWebJobsStorage`` by default) is missing or malformed.
+
+    The message names the setting and what is wrong with it, and never contains a key or a signature.
+    """
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(problem)
+        self.setting = setting
+        self.problem = problem
+
+
 class StoreError(FunchostError):
     """The task hub cannot be opened or used."""
+
+
+class ForeignTaskHubError(StoreError):
+    """The task hub's storage holds data that another kind of host wrote; funchost leaves it alone."""
+
+    def __init__(self, hub_name: str, location: str, detail: str) -> None:
+        super().__init__(
+            f"Task hub '{hub_name}' in {location} was written by another host ({detail}): funchost does not "
+            "read or change it. Use another hub name (--hub NAME, or extensions.durableTask.hubName in "
+            "host.json), or another storage account."
+        )
+        self.hub_name = hub_name
+        self.location = location
+
+
+class CheckpointConflictError(StoreError):
+    """An instance's history changed under this host since it read it (a second writer): nothing was written."""
+
+    def __init__(self, instance_id: str) -> None:
+        super().__init__(
+            f"The history of instance '{instance_id}' was changed by another writer since this host read it; "
+            "the checkpoint was not written and the step will run again from the stored history."
+        )
+        self.instance_id = instance_id
+
+
+class StorageUnavailableError(StoreError):
+    """The storage service did not answer (or kept failing) for longer than the host waits."""
 
 
 class TaskHubLockedError(StoreError):

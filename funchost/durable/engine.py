@@ -289,7 +289,7 @@ class Engine:
         record, past = loaded
         if record.is_terminal:
             # Late results of a finished instance are dropped; the instance itself is not touched.
-            self.commit(Checkpoint(consumed=[m.id for m in messages if m.id is not None]))
+            await self.commit(Checkpoint(consumed=[m.id for m in messages if m.id is not None]))
             return
         record = InstanceRecord(**{**record.__dict__, "engine": json.loads(json.dumps(record.engine))})
         consumed: list[Any] = []
