@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,9 @@ class DurableSettings:
     max_entity_batch_size: int = 50
     partition_count: int = 4
     max_dequeue_count: int = 5
+    # How long a host holds a queue message it received (Azure Storage store); a crashed host's messages
+    # come back after it. DurableTask.AzureStorage defaults to 5 minutes; locally a quick recovery is worth more.
+    visibility_timeout_s: int = 10
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,22 @@ def _positive_int(section: dict[str, Any], key: str, default: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"host.json: extensions.durableTask.{key} must be a positive integer, not {value!r}")
     return value
+
+
+def _timespan_seconds(section: dict[str, Any], key: str, default: int) -> int:
+    """A host.json timespan ("00:00:30", or "1.00:00:00" with days) as whole seconds, at least 1."""
+    value = section.get(key)
+    if value is None:
+        return default
+    match = re.fullmatch(r"(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2})", str(value).strip())
+    if match is None:
+        raise ConfigError(f"host.json: extensions.durableTask.storageProvider.{key} must be a timespan "
+                          f"like 00:00:30, not {value!r}")
+    days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    if total < 1:
+        raise ConfigError(f"host.json: extensions.durableTask.storageProvider.{key} must be at least 1 second")
+    return total
 
 
 def load_host_config(app_dir: Path) -> HostConfig:
@@ -93,6 +113,8 @@ def load_host_config(app_dir: Path) -> HostConfig:
         max_entity_batch_size=_positive_int(durable_raw, "maxEntityOperationBatchSize", 50),
         partition_count=_positive_int(provider if isinstance(provider, dict) else {}, "partitionCount", 4),
         max_dequeue_count=_positive_int(provider if isinstance(provider, dict) else {}, "maxDequeueCount", 5),
+        visibility_timeout_s=_timespan_seconds(provider if isinstance(provider, dict) else {},
+                                               "controlQueueVisibilityTimeout", 10),
     )
     return HostConfig(route_prefix=prefix.strip("/"), durable=durable)
 

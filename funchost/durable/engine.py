@@ -28,7 +28,7 @@ from funchost.durable.activities import ActivityRunner
 from funchost.durable.entities import operation_request, run_batch, split_entity_id
 from funchost.durable.history import EventType, OrchestrationStatusCode
 from funchost.durable.replay import EpisodeRunner, new_engine_state, new_instance, order_for_delivery
-from funchost.errors import ManagementError
+from funchost.errors import CheckpointConflictError, ManagementError
 from funchost.stores.base import (
     COMPLETED,
     FAILED,
@@ -80,6 +80,7 @@ class Engine:
         self._inflight: Counter[str] = Counter()
         self._episode_cost: dict[str, float] = {}
         self._deferred: dict[str, float] = {}
+        self._fetched: dict[str, list[Any]] = {}  # messages an instance's worker holds right now
         self._changed = asyncio.Condition()
         self._stopping = False
 
@@ -194,10 +195,15 @@ class Engine:
             except Exception:
                 logger.exception("instance %s: processing failed; it will be retried", instance_id)
                 self._running.discard(instance_id)
+                self.forget(instance_id)  # what the cache holds may be ahead of the task hub now
+                with contextlib.suppress(Exception):
+                    # Handed back, each delivery counts: a message that keeps failing becomes poison.
+                    await self.store.abandon(self._fetched.pop(instance_id, []))
                 self._wake_at(instance_id, time.time() + 1.0)
                 continue
             finally:
                 self._running.discard(instance_id)
+                self._fetched.pop(instance_id, None)
             if instance_id in self._again:
                 self._again.discard(instance_id)
                 self.wake(instance_id)
@@ -281,6 +287,7 @@ class Engine:
         messages = await self.store.visible_messages(instance_id, now)
         if not messages:
             return
+        self._fetched[instance_id] = [m.id for m in messages]
         loaded = await self._load(instance_id)
         if loaded is None:
             logger.warning("dropping %d messages for unknown instance %s", len(messages), instance_id)
@@ -472,6 +479,7 @@ class Engine:
         messages = await self.store.visible_messages(entity, time.time(), limit=self.settings.max_entity_batch_size)
         if not messages:
             return
+        self._fetched[entity] = [m.id for m in messages]
         name, _ = split_entity_id(entity)
         handler = self.functions.entity(name)
         consumed = [m.id for m in messages if m.id is not None]
@@ -515,7 +523,13 @@ class Engine:
             raise ManagementError(409, f"An instance with ID '{instance_id}' already exists and is "
                                        f"{existing[0].status}; wait for it to finish, or terminate it first.")
         record, start = new_instance(handler.durable_name, instance_id, input_text, time.time())
-        await self.commit(Checkpoint(instance=record, replace_history=True, messages=[start]))
+        try:
+            await self.commit(Checkpoint(instance=record, replace_history=True, messages=[start]))
+        except CheckpointConflictError as err:
+            # Another start of the same id won the race between our check and our write.
+            self.forget(instance_id)
+            raise ManagementError(409, f"An instance with ID '{instance_id}' was started at the same time; "
+                                       "it is already running.") from err
         return record
 
     async def raise_event(self, instance_id: str, name: str, input_text: str | None) -> None:

@@ -33,5 +33,6 @@ def create_store(spec: str, app_dir: Path, settings: DurableSettings) -> Store:
 
         return AzureStorageStore(storage_settings_from_env(os.environ), settings.hub_name,
                                  partition_count=settings.partition_count,
-                                 max_dequeue_count=settings.max_dequeue_count)
+                                 max_dequeue_count=settings.max_dequeue_count,
+                                 visibility_timeout_s=settings.visibility_timeout_s)
     raise StoreError(f"Unknown store {spec!r}: use sqlite, sqlite:PATH, memory or azure")

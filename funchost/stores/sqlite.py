@@ -317,6 +317,9 @@ class SqliteStore:
             db.execute("ROLLBACK")
             raise
 
+    async def abandon(self, message_ids: list[Any]) -> None:
+        """Nothing to hand back: a message stays in its table until a checkpoint consumes it."""
+
     async def purge(self, instance_ids: list[str]) -> int:
         db = self.db
         db.execute("BEGIN IMMEDIATE")

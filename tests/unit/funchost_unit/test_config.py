@@ -59,3 +59,14 @@ def test_local_settings_values_do_not_override_the_environment(tmp_path: Path) -
     applied = load_local_settings(tmp_path, env)
     assert env == {"A": "from-env", "B": "from-file", "FLAG": "true"}
     assert applied == {"B": "from-file", "FLAG": "true"}
+
+
+def test_queue_visibility_timeout_is_a_timespan(tmp_path: Path) -> None:
+    assert load_host_config(tmp_path).durable.visibility_timeout_s == 10
+    write(tmp_path / "host.json", {"extensions": {"durableTask": {"storageProvider": {
+        "controlQueueVisibilityTimeout": "1.00:02:05"}}}})
+    assert load_host_config(tmp_path).durable.visibility_timeout_s == 86_525
+    write(tmp_path / "host.json", {"extensions": {"durableTask": {"storageProvider": {
+        "controlQueueVisibilityTimeout": "30 seconds"}}}})
+    with pytest.raises(ConfigError, match="controlQueueVisibilityTimeout"):
+        load_host_config(tmp_path)

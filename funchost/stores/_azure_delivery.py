@@ -1,0 +1,527 @@
+"""Delivery from the task hub's queues: sending, pollers, leases, timers, and the envelope of each message.
+
+A message is leased while this host holds it: hidden in its queue (the visibility timeout) and kept in
+memory per instance for ``visible_messages``, its lease renewed at half-time until a checkpoint consumes
+it. When the lease runs out (this host crashed, or lost touch with storage for longer) the message comes
+back to whichever host receives it next, with a ``dequeue_count`` that says how often it was delivered.
+
+A message this host sends for immediate delivery is sent hidden already, leased from the start: the
+send's answer carries the receipt a receive would give, so the message is handed to the engine at once
+with no receive call and no polling delay (a step of a chain costs one send, not a send and a receive).
+Pollers, one per control queue and one for the work-item queue, receive everything else: timers when
+they come due, and what a previous host left. An idle poller backs off from ``poll_min`` to ``poll_max``.
+
+A queue message is JSON: ``{"v": 1, "id": <uuid>, "k": "m" | "a", "i": <instance id>, ...}``, with the
+event (``"e"``) or activity fields inline, or ``"p"``: the key of the whole envelope in the payload table
+when it is larger than a queue message may be. A timer is a message sent hidden until its fire time
+(at most 7 days; a later one is sent again, hidden again, when it comes up early).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from azure.core.exceptions import HttpResponseError
+from azure.storage.queue import QueueMessage
+from azure.storage.queue.aio import QueueClient
+
+from funchost.stores._azure_layout import MAX_VISIBILITY_S, MESSAGE_CHARS, HubLayout, dumps
+from funchost.stores._azure_payloads import PayloadTable, PendingPayload, Retry, new_message_key
+from funchost.stores._azure_retry import Outage, describe, is_transient, status_of
+from funchost.stores.base import ActivityTask, Message, WorkListener
+
+logger = logging.getLogger("funchost.stores.azure")
+
+ENVELOPE_VERSION = 1
+BATCH = 32  # the most messages one receive call returns
+RESEND_BEYOND_S = 60.0  # a timer that comes up more than this early is sent again rather than held
+OUTAGE_MAX_DELAY = 2.0
+CONCURRENT_CALLS = 32
+
+
+@dataclass(frozen=True)
+class QueueHandle:
+    """``Message.id`` / ``ActivityTask.id`` of this store: one queue message, as delivered.
+
+    The store renews the lease and so changes the pop receipt; it deletes with the newest one it holds.
+    """
+
+    queue: str
+    message_id: str
+    pop_receipt: str = field(compare=False)
+
+
+@dataclass
+class Lease:
+    """A queue message this host holds (received, not yet consumed)."""
+
+    handle: QueueHandle
+    receipt: str
+    renew_at: float  # time.monotonic() at which to extend the lease
+    envelope_id: str
+    owner: str
+    payload_key: str | None
+    dequeue_count: int
+    order: tuple[float, int] = (0.0, 0)
+    visible_at: float = 0.0
+    execution_id: str | None = None
+    event_text: str | None = None  # messages: the event, parsed afresh for every read
+    task: ActivityTask | None = None
+    taken: bool = False
+    renewing: asyncio.Future[None] | None = None
+
+
+@dataclass
+class Outgoing:
+    """A message ready to send, and a payload to store before it (``payload``)."""
+
+    queue: str
+    text: str
+    envelope: dict[str, Any]  # the whole envelope, also when ``text`` only refers to it
+    visible_at: float
+    hold: bool  # sent leased to this host, which hands it over (at ``visible_at``) without a receive
+    visibility_s: int  # otherwise: seconds to keep it hidden, until a poller receives it
+    payload: PendingPayload | None
+
+
+def encode_message(layout: HubLayout, message: Message, sent_at: float, n: int, hold_within: float) -> Outgoing:
+    envelope: dict[str, Any] = {"v": ENVELOPE_VERSION, "id": uuid.uuid4().hex, "k": "m", "i": message.instance_id,
+                                "x": message.execution_id, "t": message.visible_at, "s": sent_at, "n": n,
+                                "e": message.event}
+    return _outgoing(layout.control_queue(message.instance_id), envelope, message.visible_at, sent_at, hold_within)
+
+
+def encode_activity(layout: HubLayout, task: ActivityTask, sent_at: float, n: int) -> Outgoing:
+    envelope: dict[str, Any] = {"v": ENVELOPE_VERSION, "id": uuid.uuid4().hex, "k": "a", "i": task.instance_id,
+                                "x": task.execution_id, "tid": task.task_id, "f": task.name, "in": task.input,
+                                "s": sent_at, "n": n}
+    return _outgoing(layout.workitem_queue, envelope, 0.0, sent_at, 1.0)
+
+
+def _outgoing(queue: str, envelope: dict[str, Any], visible_at: float, now: float, hold_within: float) -> Outgoing:
+    # Due within a lease: this host holds it from the start (and renews the lease if it must wait longer).
+    hold = visible_at - now < hold_within
+    if hold:
+        envelope["h"] = 1  # delivered by its sender once before any receive: counts as one dequeue
+    text = dumps(envelope)
+    payload = None
+    if len(text) > MESSAGE_CHARS:
+        key = new_message_key()
+        payload = PendingPayload(envelope["i"], key, text)
+        small = {name: envelope[name] for name in ("v", "id", "k", "i", "s", "n", "h") if name in envelope}
+        text = dumps(small | {"t": visible_at, "p": key})
+    return Outgoing(queue, text, envelope, visible_at, hold, hidden_for(visible_at, now), payload)
+
+
+def hidden_for(visible_at: float, now: float) -> int:
+    """Whole seconds to hide a message (rounded down: the receiver holds it the last fraction of a second)."""
+    return max(0, min(int(visible_at - now), MAX_VISIBILITY_S))
+
+
+def _quiet(done: asyncio.Future[None]) -> None:
+    """Done-callback of a best-effort call: its failure is fine (the message comes back), and not logged."""
+    if not done.cancelled():
+        done.exception()
+
+
+class Delivery:
+    """The pollers and the messages they hold, for one open store."""
+
+    def __init__(self, layout: HubLayout, queues: dict[str, QueueClient], payloads: PayloadTable, outage: Outage,
+                 retry: Retry, *, lease_s: int, poll_min: float, poll_max: float, activity_prefetch: int,
+                 control_prefetch: int) -> None:
+        self.layout = layout
+        self.queues = queues
+        self.payloads = payloads
+        self.outage = outage
+        self.retry = retry
+        self.lease_s = lease_s
+        self.poll_min = poll_min
+        self.poll_max = poll_max
+        self.activity_prefetch = activity_prefetch
+        self.control_prefetch = control_prefetch
+        self.listener: WorkListener | None = None
+        self.leases: dict[tuple[str, str], Lease] = {}
+        self._by_instance: dict[str, dict[tuple[str, str], Lease]] = {}
+        self._by_envelope: dict[str, Lease] = {}
+        self._held_per_queue: Counter[str] = Counter()
+        self._room: dict[str, asyncio.Event] = {}
+        self._wakes: dict[str, asyncio.Event] = {}  # set: poll now (a timer this host sent is due)
+        self._wake_timers: set[asyncio.TimerHandle] = set()
+        self._hidden: Counter[str] = Counter()
+        self._timers: dict[tuple[str, float], asyncio.TimerHandle] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._errors_logged: set[tuple[str, str]] = set()
+        self._calls = asyncio.Semaphore(CONCURRENT_CALLS)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self, listener: WorkListener) -> None:
+        self.listener = listener
+        for queue in [*self.layout.control_queues, self.layout.workitem_queue]:
+            self._room[queue] = asyncio.Event()
+            self._wakes[queue] = asyncio.Event()
+            self._tasks.append(asyncio.create_task(self._poll(queue), name=f"funchost-poll-{queue}"))
+        self._tasks.append(asyncio.create_task(self._renew_leases(), name="funchost-lease-renewal"))
+
+    async def stop(self, release: bool) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        for timer in [*self._timers.values(), *self._wake_timers]:
+            timer.cancel()
+        self._timers.clear()
+        self._wake_timers.clear()
+        self.listener = None
+        held = [lease for lease in self.leases.values() if not lease.taken]
+        if release and held:
+            # Hand the messages back at once instead of when their leases run out.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*(self._release(lease) for lease in held),
+                                                      return_exceptions=True), timeout=5.0)
+        self.leases.clear()
+        self._by_instance.clear()
+        self._by_envelope.clear()
+
+    async def _release(self, lease: Lease) -> None:
+        async with self._calls:
+            await self.queues[lease.handle.queue].update_message(lease.handle.message_id, lease.receipt,
+                                                                 visibility_timeout=0)
+
+    # --- what the store asks ------------------------------------------------------------------
+
+    def visible(self, instance_id: str, now: float, limit: int | None) -> list[Message]:
+        if self._hidden[instance_id] > 0:
+            return []
+        held = self._by_instance.get(instance_id)
+        if not held:
+            return []
+        leases = sorted((lease for lease in held.values() if lease.visible_at <= now and not lease.taken),
+                        key=lambda lease: lease.order)
+        if limit is not None:
+            leases = leases[:limit]
+        return [Message(instance_id, json.loads(lease.event_text or "{}"), lease.execution_id, lease.visible_at,
+                        id=lease.handle, dequeue_count=lease.dequeue_count) for lease in leases]
+
+    async def send(self, outgoing: Outgoing) -> Lease | None:
+        """Send a message. One due soon is leased to this host from the start, and returned to be handed
+        over (``admit``) when the caller's other messages are sent too; a later one is hidden in its queue
+        until it is due, and its poller is woken for it."""
+        queue = self.queues[outgoing.queue]
+
+        async def send() -> QueueMessage:
+            async with self._calls:
+                return await queue.send_message(outgoing.text, time_to_live=-1, visibility_timeout=(
+                    self.lease_s if outgoing.hold else outgoing.visibility_s))
+
+        sent: QueueMessage = await self.retry(send, f"sending to {outgoing.queue}")
+        if self.listener is None:
+            return None
+        if outgoing.hold:
+            handle = QueueHandle(outgoing.queue, sent.id, sent.pop_receipt or "")
+            payload_key = outgoing.payload.key if outgoing.payload is not None else None
+            return self._lease(handle, outgoing.envelope, payload_key, 1, outgoing.visible_at)
+        if outgoing.visibility_s > 0:
+            self._wake_later(outgoing.queue, outgoing.visibility_s)
+        return None
+
+    def admit(self, leases: list[Lease | None]) -> None:
+        """Hold messages and tell the engine about them, all at once: an instance never sees part of the
+        messages one step sent it (an entity would apply the first signals it sees first)."""
+        admitted: list[Lease] = []
+        for lease in leases:
+            if lease is None or self.listener is None:
+                continue
+            if lease.envelope_id in self._by_envelope:  # two copies in one batch (a re-sent timer)
+                asyncio.ensure_future(self.delete(lease.handle, None)).add_done_callback(_quiet)
+                continue
+            self._hold(lease)
+            admitted.append(lease)
+        for lease in admitted:
+            self._tell(lease)
+
+    def _wake_later(self, queue: str, after: float) -> None:
+        wake = self._wakes.get(queue)
+        if wake is None:
+            return
+
+        def fire() -> None:
+            self._wake_timers.discard(handle)
+            wake.set()
+
+        handle = asyncio.get_running_loop().call_later(after + 0.05, fire)
+        self._wake_timers.add(handle)
+
+    def hide(self, instance_ids: set[str]) -> None:
+        """Hold back the messages of instances whose rows a commit is still writing."""
+        for instance_id in instance_ids:
+            self._hidden[instance_id] += 1
+
+    def unhide(self, instance_ids: set[str]) -> None:
+        for instance_id in instance_ids:
+            self._hidden[instance_id] -= 1
+            if self._hidden[instance_id] <= 0:
+                del self._hidden[instance_id]
+                if self._by_instance.get(instance_id):
+                    self._announce(instance_id, 0.0)
+
+    def take(self, handle: Any) -> Lease | None:
+        """Stop holding a consumed message (the caller deletes it). None when it is not held."""
+        if not isinstance(handle, QueueHandle):
+            return None
+        lease = self.leases.pop((handle.queue, handle.message_id), None)
+        if lease is None:
+            return None
+        lease.taken = True
+        self._forget(lease)
+        return lease
+
+    def abandon(self, handle: Any) -> None:
+        """Stop holding a message without consuming it: it is handed back to the queue (now if storage
+        answers, else when its lease runs out) and delivered again, with a higher ``dequeue_count``."""
+        lease = self.take(handle)
+        if lease is not None:
+            asyncio.ensure_future(self._release(lease)).add_done_callback(_quiet)
+
+    async def delete(self, handle: QueueHandle, lease: Lease | None) -> None:
+        """Delete a consumed message and its payload; a message already gone (or re-leased) is fine."""
+        if lease is not None and lease.renewing is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(lease.renewing)
+        receipt = lease.receipt if lease is not None else handle.pop_receipt
+        async with self._calls:
+            try:
+                await self.queues[handle.queue].delete_message(handle.message_id, receipt)
+            except HttpResponseError as err:
+                if status_of(err) not in (400, 404):
+                    raise
+                # Gone already, or its lease ran out and another receive holds it: that one is a duplicate
+                # the engine drops, and its payload must stay for it.
+                logger.debug("queue message %s on %s was not deleted: %s", handle.message_id, handle.queue,
+                             describe(err))
+                return
+        if lease is not None and lease.payload_key is not None:
+            await self.payloads.delete(lease.owner, lease.payload_key)
+
+    # --- polling ------------------------------------------------------------------------------
+
+    def _capacity(self, queue: str) -> int:
+        limit = self.activity_prefetch if queue == self.layout.workitem_queue else self.control_prefetch
+        return limit - self._held_per_queue[queue]
+
+    async def _poll(self, queue: str) -> None:
+        delay = self.poll_min
+        failures = 0
+        while True:
+            self._room[queue].clear()
+            room = self._capacity(queue)
+            if room <= 0:
+                await self._room[queue].wait()  # until a held message is consumed
+                continue
+            self._wakes[queue].clear()
+            try:
+                received = await self._receive(queue, min(BATCH, room))
+            except Exception as err:
+                failures += 1
+                self._poll_failed(queue, err)
+                await asyncio.sleep(min(OUTAGE_MAX_DELAY, self.poll_min * 2 ** min(failures, 10)))
+                continue
+            failures = 0
+            self.outage.recovered()
+            if received:
+                accepted = await asyncio.gather(*(self._accept_safely(queue, message) for message in received))
+                self.admit(accepted)  # in the queue's order
+                delay = self.poll_min
+                continue
+            wake = self._wakes[queue]
+            try:
+                await asyncio.wait_for(wake.wait(), delay)
+                delay = self.poll_min
+            except asyncio.TimeoutError:
+                delay = min(delay * 2, self.poll_max)
+
+    async def _receive(self, queue: str, count: int) -> list[QueueMessage]:
+        pages = self.queues[queue].receive_messages(messages_per_page=count,
+                                                    visibility_timeout=self.lease_s).by_page()
+        async for page in pages:
+            return [message async for message in page]
+        return []
+
+    def _poll_failed(self, queue: str, err: Exception) -> None:
+        if is_transient(err):
+            self.outage.failed(err)
+            return
+        key = (queue, describe(err))
+        if key not in self._errors_logged:  # e.g. the queue was deleted, or the credentials were revoked
+            self._errors_logged.add(key)
+            logger.error("receiving from queue %s failed (%s); retrying with back-off", queue, describe(err))
+
+    async def _accept_safely(self, queue: str, received: QueueMessage) -> Lease | None:
+        try:
+            return await self._accept(queue, received)
+        except Exception as err:
+            # Not held: the message comes back when its lease runs out, and is accepted then.
+            if is_transient(err):
+                self.outage.failed(err)
+            else:
+                logger.exception("queue message %s on %s could not be read; it will be delivered again",
+                                 received.id, queue)
+            return None
+
+    async def _accept(self, queue: str, received: QueueMessage) -> Lease | None:
+        """The lease of a received message, to admit; None when it is not to be held (now)."""
+        key = (queue, received.id)
+        held = self.leases.get(key)
+        if held is not None:
+            # Its lease ran out (an outage) and this host received it again: keep one, with the new receipt.
+            held.receipt = received.pop_receipt or held.receipt
+            held.dequeue_count = max(held.dequeue_count, received.dequeue_count or 0)
+            held.renew_at = time.monotonic() + self.lease_s / 2
+            return None
+        handle = QueueHandle(queue, received.id, received.pop_receipt or "")
+        text = str(received.content)
+        try:
+            small = json.loads(text)
+            envelope_id, owner, visible_at = str(small["id"]), str(small["i"]), float(small.get("t") or 0.0)
+        except (ValueError, KeyError, TypeError):
+            logger.error("queue %s holds message %s that is not a funchost message; it is deleted", queue,
+                         received.id)
+            await self.delete(handle, None)
+            return None
+        if envelope_id in self._by_envelope:
+            await self.delete(handle, None)  # a second copy of a message held already (a re-sent timer)
+            return None
+        remaining = visible_at - time.time()
+        if remaining > RESEND_BEYOND_S:
+            await self._resend(queue, handle, text, visible_at)
+            return None
+        payload_key = small.get("p")
+        envelope = small
+        if payload_key is not None:
+            full = await self.payloads.get(owner, str(payload_key))
+            if full is None:
+                logger.warning("a message for %s refers to a large value that is gone (the instance was purged); "
+                               "it is dropped", owner)
+                await self.delete(handle, None)
+                return None
+            envelope = json.loads(full)
+        if key in self.leases or envelope_id in self._by_envelope:
+            return None  # received again while the payload was read
+        # A message its sender delivered before anyone received it was dequeued once more than the queue says.
+        dequeue_count = (received.dequeue_count or 1) + (1 if small.get("h") else 0)
+        return self._lease(handle, envelope, str(payload_key) if payload_key else None, dequeue_count, visible_at)
+
+    def _lease(self, handle: QueueHandle, envelope: dict[str, Any], payload_key: str | None, dequeue_count: int,
+               visible_at: float) -> Lease:
+        owner = str(envelope["i"])
+        lease = Lease(handle=handle, receipt=handle.pop_receipt, renew_at=time.monotonic() + self.lease_s / 2,
+                      envelope_id=str(envelope["id"]), owner=owner, payload_key=payload_key,
+                      dequeue_count=dequeue_count, order=(float(envelope.get("s") or 0.0), int(envelope.get("n") or 0)),
+                      visible_at=visible_at, execution_id=envelope.get("x"))
+        if envelope.get("k") == "a":
+            lease.task = ActivityTask(owner, str(envelope.get("x")), int(envelope["tid"]), str(envelope["f"]),
+                                      envelope.get("in"), id=handle, dequeue_count=dequeue_count)
+        else:
+            lease.event_text = dumps(envelope["e"])
+        return lease
+
+    def _tell(self, lease: Lease) -> None:
+        if lease.task is not None:
+            if self.listener is not None:
+                self.listener.activity_ready(lease.task)
+        else:
+            self._announce(lease.owner, lease.visible_at)
+
+    async def _resend(self, queue: str, handle: QueueHandle, text: str, visible_at: float) -> None:
+        """A timer further out than a queue can hide a message: send it again, hidden again, then drop this one."""
+        async with self._calls:
+            await self.queues[queue].send_message(text, visibility_timeout=hidden_for(visible_at, time.time()),
+                                                  time_to_live=-1)
+        await self.delete(handle, None)
+
+    def _hold(self, lease: Lease) -> None:
+        key = (lease.handle.queue, lease.handle.message_id)
+        self.leases[key] = lease
+        if lease.task is None:  # work items are the engine's as soon as they are announced
+            self._by_instance.setdefault(lease.owner, {})[key] = lease
+        self._by_envelope[lease.envelope_id] = lease
+        self._held_per_queue[lease.handle.queue] += 1
+
+    def _forget(self, lease: Lease) -> None:
+        key = (lease.handle.queue, lease.handle.message_id)
+        held = self._by_instance.get(lease.owner)
+        if held is not None:
+            held.pop(key, None)
+            if not held:
+                del self._by_instance[lease.owner]
+        if self._by_envelope.get(lease.envelope_id) is lease:
+            del self._by_envelope[lease.envelope_id]
+        self._held_per_queue[lease.handle.queue] -= 1
+        self._room[lease.handle.queue].set()
+
+    def _announce(self, instance_id: str, visible_at: float) -> None:
+        delay = visible_at - time.time()
+        if delay <= 0:
+            if self.listener is not None and self._hidden[instance_id] <= 0:
+                self.listener.instance_ready(instance_id)
+            return
+        timer_key = (instance_id, visible_at)
+        if timer_key in self._timers:
+            return
+
+        def fire() -> None:
+            self._timers.pop(timer_key, None)
+            if self.listener is not None and self._hidden[instance_id] <= 0:
+                self.listener.instance_ready(instance_id)
+
+        # A few ms late rather than early: the message only counts as visible from its time on.
+        self._timers[timer_key] = asyncio.get_running_loop().call_later(delay + 0.002, fire)
+
+    # --- leases -------------------------------------------------------------------------------
+
+    async def _renew_leases(self) -> None:
+        interval = max(0.1, self.lease_s / 4)
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            due = [lease for lease in self.leases.values() if not lease.taken and lease.renew_at <= now]
+            if due:
+                await asyncio.gather(*(self._renew(lease) for lease in due))
+
+    async def _renew(self, lease: Lease) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        lease.renewing = future
+        receipt = lease.receipt
+        try:
+            async with self._calls:
+                updated = await self.queues[lease.handle.queue].update_message(
+                    lease.handle.message_id, receipt, visibility_timeout=self.lease_s)
+            if lease.receipt == receipt and updated.pop_receipt:
+                lease.receipt = updated.pop_receipt
+            lease.renew_at = time.monotonic() + self.lease_s / 2
+            self.outage.recovered()
+        except Exception as err:
+            if is_transient(err):
+                self.outage.failed(err)
+                lease.renew_at = time.monotonic() + min(1.0, self.lease_s / 8)
+            elif status_of(err) in (400, 404) and lease.receipt == receipt and not lease.taken:
+                # The lease ran out (an outage longer than it) and the message is gone or held under another
+                # receipt: stop holding it; a new receive brings it back if it still exists.
+                logger.info("lost the lease of queue message %s on %s (%s)", lease.handle.message_id,
+                            lease.handle.queue, describe(err))
+                self.leases.pop((lease.handle.queue, lease.handle.message_id), None)
+                self._forget(lease)
+            else:
+                lease.renew_at = time.monotonic() + self.lease_s / 4
+        finally:
+            lease.renewing = None
+            future.set_result(None)

@@ -1,0 +1,415 @@
+"""The Azure Storage task hub: tables and queues in a storage account or in Azurite (spec section 6).
+
+Layout: ``{Hub}History`` (one row per history event, PK instance id, RK the sequence number as 16 hex
+digits, plus a ``sentinel`` row whose ETag guards every history write), ``{Hub}Instances`` (one row per
+instance, what status queries read), ``{Hub}Entities`` (entity state), ``{Hub}Payloads`` (values too
+large for a message or a property), queues ``{hub}-control-00..NN`` (messages to instances and entities,
+partitioned by a CRC-32 of the id) and ``{hub}-workitems`` (activities).
+
+A checkpoint is written in the order of DurableTask.AzureStorage: (0) large values, (1) new messages and
+work items, (2) the history rows and the sentinel, in ETag-guarded table transactions, (3) the instance
+rows and entity state, (4) deletion of the consumed messages and of the completed work item. A crash
+between any two steps leaves a message delivered twice or a step replayed, never a loss; the engine
+drops duplicates by identity. The sentinel carries the instance's columns too, so a record and its
+history are always read in agreement, and the step is durable once it is written: a running instance's
+row and the deletions are finished off the engine's path (``_azure_finisher``).
+
+Storage calls, without large values: a checkpoint makes one send per new message or work item, one
+table transaction for the history (one more per 99 events past the first 99), one row write per
+instance and one delete per consumed message; nothing is received for messages this host sends (see
+``_azure_delivery``). A step of a chain makes 6 (the work item's send, the history transaction, the
+instance row, the delete of the consumed result; the result's send, the work item's delete), 3 of them
+on the chain's path. A 3-activity chain, measured: 23 calls (2 reads when it starts, 4 sends to its
+control queue, 3 work items, 5 history transactions, 2 instance rows, the others coalesced, 7 deletes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import UpdateMode
+from azure.data.tables.aio import TableClient, TableServiceClient
+from azure.storage.queue.aio import QueueClient, QueueServiceClient
+
+from funchost.errors import StoreError
+from funchost.stores._azure_delivery import Delivery, Lease, QueueHandle, encode_activity, encode_message
+from funchost.stores._azure_finisher import Finisher
+from funchost.stores._azure_history import HistoryTable, PreparedHistory
+from funchost.stores._azure_hub import create_hub
+from funchost.stores._azure_layout import (
+    HubLayout,
+    decode_token,
+    encode_token,
+    odata_datetime,
+    odata_str,
+    prefix_upper_bound,
+)
+from funchost.stores._azure_payloads import PayloadTable, PendingPayload, refs_of
+from funchost.stores._azure_retry import Outage, describe, with_retry
+from funchost.stores._azure_rows import entity_from_row, entity_row, instance_from_row, instance_row
+from funchost.stores.azure_settings import StorageSettings
+from funchost.stores.base import (
+    Checkpoint,
+    EntityRecord,
+    InstanceQuery,
+    InstanceRecord,
+    Json,
+    Message,
+    WorkListener,
+)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+CONCURRENT_PURGES = 8
+
+
+class _Open:
+    """The clients and helpers of an open store."""
+
+    def __init__(self, store: AzureStorageStore, credential: Any) -> None:
+        options: dict[str, Any] = {"retry_total": 0, "connection_timeout": 10, "read_timeout": 60}
+        settings, layout = store.settings, store.layout
+        self.credential = credential
+        # The SDKs' own retries are off: a stopped emulator must fail a call at once, so the pollers can
+        # back off and log one warning per outage (see _azure_retry) instead of hanging in SDK retries.
+        self.table_service = TableServiceClient(settings.table_endpoint, credential=credential, **options)
+        self.queue_service = QueueServiceClient(settings.queue_endpoint, credential=credential, **options)
+        self.tables: dict[str, TableClient] = {name: self.table_service.get_table_client(name)
+                                               for name in layout.tables}
+        self.queues: dict[str, QueueClient] = {name: self.queue_service.get_queue_client(name)
+                                               for name in [*layout.control_queues, layout.workitem_queue]}
+        self.payloads = PayloadTable(self.tables[layout.payloads_table], store._retry)
+        self.history = HistoryTable(self.tables[layout.history_table], self.payloads, store._retry)
+        self.instances = self.tables[layout.instances_table]
+        self.entities = self.tables[layout.entities_table]
+        self.delivery: Delivery | None = None
+
+    async def close(self) -> None:
+        await self.table_service.close()
+        await self.queue_service.close()
+        close = getattr(self.credential, "close", None)
+        if close is not None and asyncio.iscoroutinefunction(close):
+            await close()
+
+
+class AzureStorageStore:
+    """A task hub in Azure Storage (tables and queues); see the module docstring for its layout."""
+
+    def __init__(self, settings: StorageSettings, hub_name: str, *, partition_count: int = 4,
+                 max_dequeue_count: int = 5, visibility_timeout_s: int = 30, poll_min_s: float = 0.01,
+                 poll_max_s: float = 1.0, commit_retry_s: float = 30.0, open_timeout_s: float = 10.0,
+                 activity_prefetch: int = 64, control_prefetch: int = 512, release_on_close: bool = True) -> None:
+        """Build (not open) the store.
+
+        Args:
+            settings: where the storage is and how to sign in (``storage_settings_from_env``).
+            hub_name: the task hub; names the tables and queues (3-45 letters and digits).
+            partition_count: control queues (1-16); an instance's messages always go to the same one.
+            max_dequeue_count: the engine's poison limit, kept for reference (the engine applies it).
+            visibility_timeout_s: lease of a held message; a crashed host's messages come back after it.
+            poll_min_s: poll_max_s: an idle queue is polled after ``poll_min_s``, doubling up to ``poll_max_s``.
+            commit_retry_s: how long a storage call retries storage that does not answer before it fails.
+            open_timeout_s: how long ``open`` waits for storage to answer.
+            activity_prefetch: control_prefetch: the most messages a poller holds (received, not consumed).
+            release_on_close: hand held messages back on ``close`` (False: they come back when their
+                leases run out, as after a crash).
+        """
+        if visibility_timeout_s < 1:
+            raise StoreError("visibility_timeout_s must be at least 1 second")
+        self.settings = settings
+        self.layout = HubLayout(hub_name, partition_count)
+        self.hub_name = hub_name
+        self.max_dequeue_count = max_dequeue_count
+        self.location = f"Azure Storage task hub '{hub_name}' in {settings.describe()}"
+        self._lease_s = visibility_timeout_s
+        self._poll = (poll_min_s, poll_max_s)
+        self._prefetch = (activity_prefetch, control_prefetch)
+        self._commit_retry_s = commit_retry_s
+        self._open_timeout_s = open_timeout_s
+        self._release_on_close = release_on_close
+        self._outage = Outage(settings.describe())
+        self._open: _Open | None = None
+        self._finisher: Finisher | None = None
+        self._entity_refs: dict[str, frozenset[str]] = {}
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def open(self, listener: WorkListener) -> None:
+        """Connect, create the tables and queues if needed, refuse a hub another host wrote, start delivering."""
+        http_log = logging.getLogger("azure.core.pipeline.policies.http_logging_policy")
+        if http_log.level == logging.NOTSET:
+            http_log.setLevel(logging.WARNING)  # it logs every request and response at INFO
+        hub = _Open(self, self.settings.async_credential())
+        try:
+            await create_hub(self.layout, self.settings, hub.tables, hub.queues, self._outage, self._retry,
+                             self._open_timeout_s)
+        except BaseException:
+            await hub.close()
+            raise
+        hub.delivery = Delivery(self.layout, hub.queues, hub.payloads, self._outage, self._retry,
+                                lease_s=self._lease_s, poll_min=self._poll[0], poll_max=self._poll[1],
+                                activity_prefetch=self._prefetch[0], control_prefetch=self._prefetch[1])
+        self._finisher = Finisher(self._write_instance_row, self._consume, self._drop_value)
+        self._open = hub
+        hub.delivery.start(listener)
+        logger.info("task hub %s opened in %s", self.hub_name, self.settings.describe())
+
+    async def close(self) -> None:
+        hub, self._open = self._open, None
+        if hub is None:
+            return
+        if self._finisher is not None:
+            await self._finisher.close(timeout=5.0)  # what is left comes back after the leases, as duplicates
+        if hub.delivery is not None:
+            await hub.delivery.stop(release=self._release_on_close)
+        await hub.close()
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    async def _retry(self, call: Callable[[], Awaitable[T]], what: str) -> T:
+        return await with_retry(call, self._outage, within=self._commit_retry_s, what=what)
+
+    @property
+    def _hub(self) -> _Open:
+        if self._open is None:
+            raise StoreError("The task hub is not open")
+        return self._open
+
+    @property
+    def _delivery(self) -> Delivery:
+        delivery = self._hub.delivery
+        assert delivery is not None
+        return delivery
+
+    @property
+    def _finish(self) -> Finisher:
+        if self._finisher is None:
+            raise StoreError("The task hub is not open")
+        return self._finisher
+
+    async def _get(self, table: TableClient, pk: str, rk: str) -> Any:
+        async def get() -> Any:
+            try:
+                return await table.get_entity(pk, rk)
+            except ResourceNotFoundError:
+                return None
+
+        return await self._retry(get, f"reading {table.table_name}")
+
+    # --- reads --------------------------------------------------------------------------------
+
+    async def load_instance(self, instance_id: str) -> InstanceRecord | None:
+        """The instance as its last checkpoint left it: read from its sentinel, written with its history."""
+        hub = self._hub
+        row = await hub.history.sentinel(instance_id)
+        if row is None or "RuntimeStatus" not in row:
+            row = await self._get(hub.instances, instance_id, "")
+        return await instance_from_row(row, hub.payloads) if row is not None else None
+
+    async def load_history(self, instance_id: str) -> list[Json]:
+        return await self._hub.history.load(instance_id)
+
+    async def visible_messages(self, instance_id: str, now: float, limit: int | None = None) -> list[Message]:
+        return self._delivery.visible(instance_id, now, limit)
+
+    async def load_entity(self, entity_id: str) -> EntityRecord | None:
+        hub = self._hub
+        row = await self._get(hub.entities, entity_id, "")
+        if row is None:
+            return None
+        self._entity_refs[entity_id] = frozenset(refs_of(row))
+        return await entity_from_row(row, hub.payloads)
+
+    async def list_entities(self, name: str | None, top: int,
+                            continuation: str | None) -> tuple[list[EntityRecord], str | None]:
+        query = "RowKey eq ''"
+        if name is not None:
+            query += f" and Name eq {odata_str(name.lower())}"
+        rows, token = await self._page(self._hub.entities, query, top, continuation)
+        records = await asyncio.gather(*(entity_from_row(row, self._hub.payloads) for row in rows))
+        return list(records), token
+
+    async def query_instances(self, query: InstanceQuery) -> tuple[list[InstanceRecord], str | None]:
+        await self._finish.settle()  # this host's latest steps are in the rows it queries
+        clauses = ["RowKey eq ''"]  # the marker row has another row key
+        if query.created_from is not None:
+            clauses.append(f"CreatedTime ge {odata_datetime(query.created_from)}")
+        if query.created_to is not None:
+            clauses.append(f"CreatedTime le {odata_datetime(query.created_to)}")
+        if query.statuses:
+            clauses.append("(" + " or ".join(f"RuntimeStatus eq {odata_str(s)}" for s in query.statuses) + ")")
+        if query.prefix:
+            clauses.append(f"PartitionKey ge {odata_str(query.prefix)} and "
+                           f"PartitionKey lt {odata_str(prefix_upper_bound(query.prefix))}")
+        rows, token = await self._page(self._hub.instances, " and ".join(clauses), query.top, query.continuation)
+        records = await asyncio.gather(*(instance_from_row(row, self._hub.payloads) for row in rows))
+        return list(records), token
+
+    async def _page(self, table: TableClient, query: str, top: int,
+                    continuation: str | None) -> tuple[list[Any], str | None]:
+        """Up to ``top`` rows matching ``query``, from where ``continuation`` left off, and the next token."""
+        token: Any = None
+        if continuation:
+            token = decode_token(continuation)
+            if not isinstance(token, dict) or not {"PartitionKey", "RowKey"} >= set(token):
+                raise ValueError("continuation token is not one this task hub issued")
+        rows: list[Any] = []
+        while len(rows) < top:
+            # The service may answer a filtered query with fewer rows than asked (even none) and a token.
+            async def fetch(start: Any = token, want: int = top - len(rows)) -> tuple[list[Any], Any]:
+                pages = table.query_entities(query, results_per_page=want).by_page(continuation_token=start)
+                async for page in pages:
+                    return [row async for row in page], getattr(pages, "continuation_token", None)
+                return [], None
+
+            got, token = await self._retry(fetch, f"querying {table.table_name}")
+            rows.extend(got)
+            if not token:
+                break
+        return rows, encode_token(token) if token else None
+
+    # --- writes -------------------------------------------------------------------------------
+
+    async def commit(self, checkpoint: Checkpoint) -> None:
+        """Apply ``checkpoint`` in the crash-safe order (module docstring).
+
+        Raises:
+            CheckpointConflictError: the instance's history changed since this host read it.
+            StorageUnavailableError: storage did not answer within ``commit_retry_s``.
+        """
+        delivery = self._delivery
+        # Held back until the checkpoint is written: messages to an instance it creates (a start, a
+        # sub-orchestration), which would otherwise find no instance yet; and an activity's result, so that
+        # a result in history means its work item is deleted (a crash cannot make a recorded activity run
+        # again).
+        held_back = {child.instance_id for child in checkpoint.new_instances}
+        if checkpoint.instance is not None and checkpoint.replace_history:
+            held_back.add(checkpoint.instance.instance_id)
+        if checkpoint.completed_activity is not None:
+            held_back.update(message.instance_id for message in checkpoint.messages)
+        delivery.hide(held_back)
+        try:
+            with self._finish.checkpoint():
+                await self._commit(checkpoint, delivery)
+        except BaseException:
+            if checkpoint.completed_activity is not None:
+                # The engine does not retry a result it could not save: the work item must come back.
+                delivery.abandon(checkpoint.completed_activity)
+            raise
+        finally:
+            delivery.unhide(held_back)
+
+    async def abandon(self, message_ids: list[Any]) -> None:
+        """Hand messages back undone (their processing failed): they are delivered again, each with a
+        higher ``dequeue_count``, so a message that keeps failing reaches the poison limit.
+
+        Not (yet) part of the ``Store`` protocol: without it a held message whose processing fails is
+        offered again from memory, its ``dequeue_count`` unchanged.
+        """
+        delivery = self._delivery
+        for message_id in message_ids:
+            delivery.abandon(message_id)
+
+    async def _commit(self, cp: Checkpoint, delivery: Delivery) -> None:
+        hub = self._hub
+        now = time.time()
+        pending: list[PendingPayload] = []
+        outgoing = [encode_message(self.layout, m, now, n, self._lease_s) for n, m in enumerate(cp.messages)]
+        outgoing += [encode_activity(self.layout, t, now, n) for n, t in enumerate(cp.activities)]
+        pending += [o.payload for o in outgoing if o.payload is not None]
+        history: PreparedHistory | None = None
+        if cp.instance is not None:
+            history = await hub.history.prepare(cp.instance, cp.new_history, cp.replace_history, pending)
+        empties = [(child.instance_id, hub.history.empty(child, pending)) for child in cp.new_instances]
+        own_row = instance_row(cp.instance, pending) if cp.instance is not None else None
+        child_rows = [instance_row(child, pending) for child in cp.new_instances]
+        entity = entity_row(cp.entity, pending) if cp.entity is not None else None
+
+        # (0) large values, then (1) messages: nothing refers to a value before it is stored.
+        await hub.payloads.put_all(pending)
+        delivery.admit(await asyncio.gather(*(delivery.send(o) for o in outgoing)))
+        # (2) history, ETag-guarded; the children's sentinels start their (empty) histories. From here on
+        # the step is durable: the sentinels hold the instances' columns, which is what the engine reads.
+        written = await asyncio.gather(*([hub.history.write(history)] if history is not None else []),
+                                       *(hub.history.write_empty(iid, row) for iid, row in empties))
+        # (3) entity state (its only copy), and the rows of instances created here, so that a client that
+        # started an instance finds it in a query at once.
+        early = [*child_rows, *([own_row] if own_row is not None and cp.replace_history else [])]
+        await asyncio.gather(*(self._write_instance_row(row) for row in early),
+                             *([self._write_entity(entity)] if entity is not None else []),
+                             *([self._delete_entity(cp.delete_entity)] if cp.delete_entity else []))
+        # (4) the completed work item now (see commit); the rest after the engine has gone on.
+        if isinstance(cp.completed_activity, QueueHandle):
+            await self._consume(cp.completed_activity, delivery.take(cp.completed_activity))
+        leases = [(handle, delivery.take(handle)) for handle in cp.consumed if isinstance(handle, QueueHandle)]
+        late_row = own_row if own_row is not None and not cp.replace_history else None
+        stale: frozenset[str] = frozenset()
+        if own_row is not None and history is not None and written and written[0]:
+            stale = written[0] - refs_of(own_row)  # large values of the instance's previous columns
+        key = (cp.instance.instance_id if cp.instance is not None
+               else cp.entity.entity_id if cp.entity is not None else cp.delete_entity or "")
+        self._finish.add(key, late_row, leases, stale)
+
+    async def _write_instance_row(self, row: dict[str, Any]) -> None:
+        instances = self._hub.instances
+        await self._retry(lambda: instances.upsert_entity(row, mode=UpdateMode.REPLACE), "writing an instance row")
+
+    async def _consume(self, handle: QueueHandle, lease: Lease | None) -> None:
+        delivery = self._delivery
+        try:
+            await with_retry(lambda: delivery.delete(handle, lease), self._outage, within=5.0,
+                             what="deleting a consumed message")
+        except Exception as err:
+            logger.warning("consumed message %s on %s could not be deleted (%s); it will be delivered again and "
+                           "dropped as a duplicate", handle.message_id, handle.queue, describe(err))
+
+    async def _drop_value(self, owner: str, key: str) -> None:
+        try:
+            await self._hub.payloads.delete(owner, key)
+        except Exception as err:
+            logger.warning("%s: a replaced large value was left behind (%s)", owner, describe(err))
+
+    async def _write_entity(self, row: dict[str, Any]) -> None:
+        entities = self._hub.entities
+        entity_id = str(row["PartitionKey"])
+        await self._retry(lambda: entities.upsert_entity(row, mode=UpdateMode.REPLACE), f"writing entity {entity_id}")
+        new_refs = frozenset(refs_of(row))
+        stale = self._entity_refs.get(entity_id, frozenset()) - new_refs
+        self._entity_refs[entity_id] = new_refs
+        for key in stale:  # the previous large state, no longer referred to
+            await self._drop_value(entity_id, key)
+
+    async def _delete_entity(self, entity_id: str) -> None:
+        entities = self._hub.entities
+        await self._retry(lambda: entities.delete_entity(entity_id, ""), f"deleting entity {entity_id}")
+        self._entity_refs.pop(entity_id, None)
+        await self._hub.payloads.delete_owner(entity_id, "p-")
+
+    # --- purge --------------------------------------------------------------------------------
+
+    async def purge(self, instance_ids: list[str]) -> int:
+        """Delete instances with their history and large values. Messages still queued for them are
+        dropped by the engine when they arrive (a queue cannot delete selectively)."""
+        await self._finish.settle(instance_ids)  # a row write still pending would bring a purged row back
+        limit = asyncio.Semaphore(CONCURRENT_PURGES)
+
+        async def one(instance_id: str) -> int:
+            async with limit:
+                return await self._purge_one(instance_id)
+
+        return sum(await asyncio.gather(*(one(i) for i in instance_ids)))
+
+    async def _purge_one(self, instance_id: str) -> int:
+        hub = self._hub
+        existed = await self.load_instance(instance_id) is not None
+        await hub.history.purge(instance_id)
+        await self._retry(lambda: hub.instances.delete_entity(instance_id, ""), f"purging {instance_id}")
+        await hub.payloads.delete_owner(instance_id)
+        return 1 if existed else 0
