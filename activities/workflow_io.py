@@ -17,38 +17,22 @@ refusal here is a fault, not an answer.
 # No `from __future__ import annotations`: the Functions worker reads these functions' annotations.
 
 import logging
-import os
 
 import azure.durable_functions as df
 
 import shared_names as names
-from agents.knowledge import knowledge_from_env
-from agents.tools.builtin import builtin_registry
-from agents.tools.context import ToolServices, utc_now
-from agents.tools.outbox import Outbox, outbox_from_env
-from agents.tools.registry import ToolRegistry
+from activities._tools import tool_registry
 
 logger = logging.getLogger(__name__)
 
 bp = df.Blueprint()
-
-_outbox: Outbox | None = None
-
-
-def _registry() -> ToolRegistry:
-    """The built-in tools bound to the configured outbox (built once) and the current knowledge base."""
-    global _outbox
-    if _outbox is None:
-        _outbox = outbox_from_env(os.environ)
-    return builtin_registry(ToolServices(clock=utc_now, outbox=_outbox, knowledge=knowledge_from_env(os.environ)))
-
 
 @bp.function_name(names.POST_TO_OUTBOX)
 @bp.activity_trigger(input_name="message")
 async def post_to_outbox(message: dict) -> dict:
     """Deliver `{"id", "to", "text"}` once per `id`; returns the `send_message` receipt."""
     key = str(message["id"])
-    receipt: dict = await _registry().run(
+    receipt: dict = await tool_registry().run(
         "send_message", {"to": message["to"], "text": message["text"]}, call_id=key, idempotency_key=key
     )
     logger.info("workflow message %s to %s: %s", key, receipt.get("to"), receipt.get("status"))
@@ -60,5 +44,5 @@ async def post_to_outbox(message: dict) -> dict:
 async def search_knowledge_base(search: dict) -> dict:
     """Search the knowledge base: `{"query", "top_k"}` in, `{"query", "results"}` out."""
     arguments = {"query": str(search["query"]), "top_k": int(search.get("top_k") or 3)}
-    found: dict = await _registry().run("search_knowledge", arguments, call_id="workflow-search")
+    found: dict = await tool_registry().run("search_knowledge", arguments, call_id="workflow-search")
     return found
