@@ -29,3 +29,17 @@ STEER_EVENT: Final = "steer"
 CANCEL_EVENT: Final = "cancel"
 APPROVAL_EVENT: Final = "approval"
 SESSION_MESSAGE_EVENT: Final = "session_message"
+
+# Research and review workflows, and the usage entity every workflow reports to (issue: agent workflows)
+RESEARCH_WORKFLOW: Final = "research_workflow"
+REVIEW_WORKFLOW: Final = "review_workflow"
+USAGE_ENTITY: Final = "usage"
+
+# Publish, watch and digest workflows (issue: agent workflows)
+PUBLISH_WORKFLOW: Final = "publish_workflow"
+WATCH_WORKFLOW: Final = "watch_workflow"
+DIGEST_WORKFLOW: Final = "digest_workflow"
+POST_TO_OUTBOX: Final = "post_to_outbox"
+SEARCH_KNOWLEDGE_BASE: Final = "search_knowledge_base"
+DECISION_EVENT: Final = "decision"
+STOP_EVENT: Final = "stop"

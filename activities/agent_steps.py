@@ -3,8 +3,8 @@
 Both raise on failure, never return error strings: a ``ModelCallError`` says in its message (in a
 marker the orchestrator reads back, see ``orchestrators.run_contract``) whether retrying can help.
 A tool's own refusal or a bad argument is not a failure of the step: it goes back to the model as
-an error result. The model client and the tool services are built once per process from the app
-settings.
+an error result. The model client is built once per process from the app settings; the tools come
+from ``activities._tools``.
 """
 
 # No `from __future__ import annotations`: the Functions worker reads these functions' annotations.
@@ -16,14 +16,13 @@ from typing import Any
 import azure.durable_functions as df
 
 import shared_names as names
+from activities._tools import tool_registry
 from agents.catalogue import get_agent
 from agents.errors import ModelCallError
 from agents.messages import ModelResponse
 from agents.models.base import ModelClient
 from agents.models.factory import model_client_from_env
 from agents.steps import apply_tool_call, build_model_request, idempotency_key
-from agents.tools.builtin import builtin_registry, services_from_env
-from agents.tools.registry import ToolRegistry
 from orchestrators.run_contract import failure_text
 
 logger = logging.getLogger(__name__)
@@ -31,7 +30,6 @@ logger = logging.getLogger(__name__)
 bp = df.Blueprint()
 
 _model: ModelClient | None = None
-_tools: ToolRegistry | None = None
 
 
 class StepError(Exception):
@@ -43,13 +41,6 @@ def model_client() -> ModelClient:
     if _model is None:
         _model = model_client_from_env(os.environ)
     return _model
-
-
-def tool_registry() -> ToolRegistry:
-    global _tools
-    if _tools is None:
-        _tools = builtin_registry(services_from_env(os.environ))
-    return _tools
 
 
 @bp.function_name(names.CALL_MODEL)

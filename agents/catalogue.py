@@ -138,7 +138,34 @@ WRITER = AgentSpec(
     limits=AgentLimits(max_turns=4),
 )
 
-CATALOGUE: Mapping[str, AgentSpec] = {spec.name: spec for spec in (ASSISTANT, RESEARCHER, WRITER)}
+PLANNER = AgentSpec(
+    name="planner",
+    description="Splits a research topic into subtopics the knowledge base covers (the research workflow's first "
+    "step).",
+    instructions=(
+        "You are a research planner. Split the topic you are given into distinct subtopics, as many as asked for "
+        "at most, each a few words. Search the knowledge base with search_knowledge first and prefer subtopics it "
+        "covers. Answer with a JSON array of strings and nothing else."
+    ),
+    model=ModelSettings(temperature=0.0),
+    tools=("search_knowledge",),
+    limits=AgentLimits(max_turns=3),
+)
+
+REVIEWER = AgentSpec(
+    name="reviewer",
+    description="Critiques a draft against its brief and approves it when it is good enough (the review workflow).",
+    instructions=(
+        "You are a reviewer. Compare the draft with the brief point by point. If the draft covers every point "
+        "of the brief accurately and clearly, start your answer with APPROVED and say why in one sentence. "
+        "Otherwise do not write APPROVED anywhere at the start: list what is missing or wrong, briefly and "
+        "concretely, so the writer can revise it."
+    ),
+    model=ModelSettings(temperature=0.0),
+    limits=AgentLimits(max_turns=2),
+)
+
+CATALOGUE: Mapping[str, AgentSpec] = {spec.name: spec for spec in (ASSISTANT, RESEARCHER, WRITER, PLANNER, REVIEWER)}
 
 
 def list_agents() -> list[AgentSpec]:

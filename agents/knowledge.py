@@ -215,14 +215,30 @@ def _shorten(text: str, limit: int = SNIPPET_CHARS) -> str:
 
 
 @functools.lru_cache(maxsize=8)
-def _load(folder: str) -> KnowledgeBase:
+def _load(folder: str, stamp: tuple[int, ...]) -> KnowledgeBase:
     return KnowledgeBase.from_folder(folder)
 
 
+def _stamp(folder: str) -> tuple[int, ...]:
+    """What changes when a document is added, removed or edited: the folder's mtime, the newest file's, the
+    number of files and their total size (an edit within one mtime tick still changes the size, mostly)."""
+    path = Path(folder)
+    try:
+        stats = [p.stat() for p in path.glob("*.md")]
+        newest = max((s.st_mtime_ns for s in stats), default=0)
+        return (path.stat().st_mtime_ns, newest, len(stats), sum(s.st_size for s in stats))
+    except FileNotFoundError:
+        return (0, 0, 0, 0)  # `from_folder` says what is missing
+
+
 def knowledge_from_env(env: Mapping[str, str]) -> KnowledgeBase:
-    """The knowledge base of `KNOWLEDGE_DIR`, or of the app's `knowledge/` folder; loaded once per folder."""
-    folder = env.get("KNOWLEDGE_DIR", "").strip() or str(DEFAULT_DIR)
-    return _load(str(Path(folder).resolve()))
+    """The knowledge base of `KNOWLEDGE_DIR`, or of the app's `knowledge/` folder.
+
+    Loaded once per folder and loaded again when the folder changes (a document added, removed or edited), so a
+    caller that asks again sees new documents; a `KnowledgeBase` already handed out does not change.
+    """
+    folder = str(Path(env.get("KNOWLEDGE_DIR", "").strip() or str(DEFAULT_DIR)).resolve())
+    return _load(folder, _stamp(folder))
 
 
 def hit_summary(hit: Mapping[str, Any]) -> str:

@@ -1,6 +1,8 @@
 """The rules by which the offline model reads a user message: which tool to call, or what to reply.
 
-A message is cut into clauses at sentence ends (`.`, `?`, `!`, `;` followed by a space, and line breaks),
+A message that is one of the research and review workflows' prompts (its first line says which) is read
+whole by the rules of `_offline_workflows` (plan, report, draft, review, revise). Any other message is cut
+into clauses at sentence ends (`.`, `?`, `!`, `;` followed by a space, and line breaks),
 and each clause is read by the first rule that matches, in this order:
 
 1. **send_message** — "send a message to Bob: the build is green", "send an email to ops saying ...",
@@ -44,8 +46,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from agents.messages import ChatMessage
+from agents.models import _offline_workflows as workflows
 
-Purpose = Literal["answer", "write"]
+Purpose = Literal["answer", "write", "plan"]
 
 
 @dataclass(frozen=True)
@@ -414,6 +417,9 @@ def summarise(text: str, sentences: int = 2) -> str:
 
 def read_message(text: str, earlier: Sequence[ChatMessage], offered: set[str]) -> list[Action]:
     """The actions for one user message, in the order of its clauses (rules in the module docstring)."""
+    workflow = _workflow_action(text, offered)
+    if workflow is not None:
+        return [workflow]
     summary = _SUMMARISE.match(text.strip())
     if summary:
         return [Reply(summarise(summary.group("text")))]
@@ -428,6 +434,28 @@ def read_message(text: str, earlier: Sequence[ChatMessage], offered: set[str]) -
     if any(a.understood for a in actions if isinstance(a, Reply)) or any(isinstance(a, ToolAction) for a in actions):
         actions = [a for a in actions if not (isinstance(a, Reply) and not a.understood)]
     return actions or [Reply(fallback(text))]
+
+
+def _workflow_action(text: str, offered: set[str]) -> Action | None:
+    """The action for a workflow prompt (rules in `_offline_workflows`), None for any other message."""
+    kind = workflows.workflow_kind(text)
+    if kind == "plan":
+        topic, most = workflows.plan_request(text)
+        if "search_knowledge" in offered and topic:
+            return ToolAction("search_knowledge", {"query": topic, "top_k": most}, purpose="plan")
+        return Reply(workflows.plan_answer(topic, most, []))
+    if kind == "draft":
+        brief = workflows.draft_brief(text)
+        if "search_knowledge" in offered and brief:
+            return ToolAction("search_knowledge", {"query": brief}, purpose="write")
+        return Reply(draft_without_sources(brief or "the brief", "text"))
+    if kind == "report":
+        return Reply(workflows.report_answer(text))
+    if kind == "review":
+        return Reply(workflows.review_answer(text))
+    if kind == "revise":
+        return Reply(workflows.revise_answer(text))
+    return None
 
 
 def _read_clause(clause: str, earlier: Sequence[ChatMessage], offered: set[str]) -> Action:

@@ -13,6 +13,9 @@ How it decides (the text rules are in `agents.models._offline_intents`):
 - Otherwise the response is the final answer for everything since the last final answer: the replies of
   the user's clauses, then one sentence per tool result ("12*(3+4) = 84", the best knowledge document with
   its title and id, "Message sent to Bob.", or what went wrong: a tool error, a rejected call).
+- The prompts of the research and review workflows (plan, report, draft, review, revise) are answered by
+  the rules of `agents.models._offline_workflows`: a planner's JSON array of subtopics, a reviewer's
+  critique that starts with "APPROVED" once the draft covers the brief, and so on.
 - Earlier turns count: "my name is Ada" is remembered ("what is my name?" → "Your name is Ada."), and "and
   times 2?" continues from the conversation's last calculator result.
 
@@ -38,6 +41,7 @@ from agents.models._offline_intents import (
     parse_tool_content,
     read_message,
 )
+from agents.models._offline_workflows import plan_answer
 
 
 class OfflineModel:
@@ -145,7 +149,11 @@ def _truncate(text: str, max_tokens: int) -> str:
 
 
 def answer_from_tool(name: str, arguments: Mapping[str, Any], payload: Any, purpose: Purpose = "answer") -> str:
-    """One sentence (or a draft, for `purpose` "write") from a tool's result or error."""
+    """One sentence (a draft for `purpose` "write", a plan for "plan") from a tool's result or error."""
+    if purpose == "plan" and name == "search_knowledge":
+        found = payload.get("result") if isinstance(payload, dict) else None
+        hits = found.get("results") or [] if isinstance(found, dict) else []
+        return plan_answer(str(arguments.get("query", "")), int(arguments.get("top_k") or 1), hits)
     if isinstance(payload, dict) and payload.get("error") is not None and "result" not in payload:
         error = str(payload["error"]).rstrip(".")
         if payload.get("kind") == "rejected":

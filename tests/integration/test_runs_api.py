@@ -130,11 +130,11 @@ def test_agents_and_health(host: FunchostProcess) -> None:
 
     assert agents.status == 200
     listed = {a["name"]: a for a in agents.json()["agents"]}
-    assert set(listed) == {"assistant", "researcher", "writer"}
+    assert set(listed) == {"assistant", "planner", "researcher", "reviewer", "writer"}
     assert {"calculator", "send_message"} <= set(listed["assistant"]["tools"])
     assert listed["researcher"]["limits"]["max_turns"] == 6
     assert health.status == 200
-    assert health.json() == {"status": "ok", "model_provider": "offline", "agents": 3}
+    assert health.json() == {"status": "ok", "model_provider": "offline", "agents": 5}
 
 
 def test_health_names_a_misconfigured_setting_without_its_value(start_host: StartHost) -> None:

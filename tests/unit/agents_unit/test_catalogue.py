@@ -9,11 +9,13 @@ from agents.errors import UnknownAgentError
 from agents.tools.builtin import builtin_registry
 
 
-def test_the_catalogue_ships_assistant_researcher_and_writer() -> None:
-    assert [a.name for a in list_agents()] == ["assistant", "researcher", "writer"]
+def test_the_catalogue_ships_its_agents() -> None:
+    assert [a.name for a in list_agents()] == ["assistant", "planner", "researcher", "reviewer", "writer"]
     assert set(get_agent("assistant").tools) == {"calculator", "get_time", "send_message", "search_knowledge"}
     assert set(get_agent("researcher").tools) == {"search_knowledge", "calculator"}
     assert set(get_agent("writer").tools) <= {"search_knowledge"}
+    assert get_agent("planner").tools == ("search_knowledge",)
+    assert get_agent("reviewer").tools == ()
 
 
 def test_every_agent_names_only_registered_tools() -> None:
@@ -23,7 +25,8 @@ def test_every_agent_names_only_registered_tools() -> None:
 
 
 def test_unknown_agent() -> None:
-    with pytest.raises(UnknownAgentError, match="unknown agent 'pirate'; known agents: assistant, researcher, writer"):
+    known = "assistant, planner, researcher, reviewer, writer"
+    with pytest.raises(UnknownAgentError, match=f"unknown agent 'pirate'; known agents: {known}"):
         get_agent("pirate")
 
 
