@@ -163,8 +163,12 @@ class SqliteStore:
             db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
                            [("schema", SCHEMA_VERSION), ("hub", self.hub_name), ("format", "funchost-sqlite")])
             return
-        if rows.get("format") != "funchost-sqlite" or rows.get("schema") != SCHEMA_VERSION:
-            raise StoreError(f"{self.location} is not a funchost task hub of schema {SCHEMA_VERSION}")
+        if rows.get("format") != "funchost-sqlite":
+            raise StoreError(f"{self.location} is not a funchost task hub; choose another --store path")
+        if rows.get("schema") != SCHEMA_VERSION:
+            raise StoreError(f"{self.location} was written by a funchost with task hub schema {rows.get('schema')}, "
+                             f"this one uses schema {SCHEMA_VERSION}: finish its instances with the older "
+                             "funchost, or delete the file (and its -wal/-shm files) to start afresh")
 
     async def close(self) -> None:
         for handle in self._timers.values():
