@@ -41,7 +41,7 @@ from orchestrators.run_contract import event_data
 from orchestrators.watch_workflow import DEFAULT_MIN_SCORE, WatchRequest
 from starters import _validation as v
 from starters._http import BadRequestError, bad_request, error_response
-from starters.workflows_api import MAX_WAIT_SECONDS, answer_with_workflow, start_workflow
+from starters.workflows_api import answer_with_workflow, start_parsed
 
 logger = logging.getLogger(__name__)
 
@@ -216,36 +216,21 @@ async def _raise(client: Any, workflow_id: str, event: str, data: dict[str, Any]
 @bp.durable_client_input(client_name="client")
 async def start_publish_workflow(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Start a publish workflow: the content is published once an approver approves it."""
-    try:
-        wait = v.query_seconds(req.params.get("wait"), "wait", high=MAX_WAIT_SECONDS)
-        request, instance_id = parse_publish(req.get_body())
-    except BadRequestError as err:
-        return bad_request(err)
-    return await start_workflow(req, client, "publish", request.to_dict(), instance_id, wait)
+    return await start_parsed(req, client, "publish", parse_publish)
 
 
 @bp.route(route="workflows/watch", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 async def start_watch_workflow(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Start a watch: the knowledge base is searched every interval until a match appears or it expires."""
-    try:
-        wait = v.query_seconds(req.params.get("wait"), "wait", high=MAX_WAIT_SECONDS)
-        request, instance_id = parse_watch(req.get_body())
-    except BadRequestError as err:
-        return bad_request(err)
-    return await start_workflow(req, client, "watch", request.to_dict(), instance_id, wait)
+    return await start_parsed(req, client, "watch", parse_watch)
 
 
 @bp.route(route="workflows/digest", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 async def start_digest_workflow(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Start an eternal digest of what is new about a topic; it runs until stopped."""
-    try:
-        wait = v.query_seconds(req.params.get("wait"), "wait", high=MAX_WAIT_SECONDS)
-        request, instance_id = parse_digest(req.get_body())
-    except BadRequestError as err:
-        return bad_request(err)
-    return await start_workflow(req, client, "digest", request.to_dict(), instance_id, wait)
+    return await start_parsed(req, client, "digest", parse_digest)
 
 
 @bp.route(route="workflows/{workflow_id}/decision", methods=["POST"])

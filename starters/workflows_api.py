@@ -27,6 +27,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -188,28 +189,29 @@ async def start_workflow(
     return await answer_with_workflow(req, client, workflow_id, 202)
 
 
+async def start_parsed(req: func.HttpRequest, client: df.DurableOrchestrationClient, kind: str,
+                       parse: Callable[[bytes], tuple[Any, str | None]]) -> func.HttpResponse:
+    """Validate a start request with ``parse`` (the body) and ``?wait=``, then start a workflow of ``kind``."""
+    try:
+        wait = v.query_seconds(req.params.get("wait"), "wait", high=MAX_WAIT_SECONDS)
+        request, instance_id = parse(req.get_body())
+    except BadRequestError as err:
+        return bad_request(err)
+    return await start_workflow(req, client, kind, request.to_dict(), instance_id, wait)
+
+
 @bp.route(route="workflows/research", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 async def start_research(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Start a research workflow: planner, researchers fanned out, writer."""
-    try:
-        wait = v.query_seconds(req.params.get("wait"), "wait", high=MAX_WAIT_SECONDS)
-        request, instance_id = parse_research(req.get_body())
-    except BadRequestError as err:
-        return bad_request(err)
-    return await start_workflow(req, client, "research", request.to_dict(), instance_id, wait)
+    return await start_parsed(req, client, "research", parse_research)
 
 
 @bp.route(route="workflows/review", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 async def start_review(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Start a review workflow: writer and reviewer rounds until approval or ``max_rounds``."""
-    try:
-        wait = v.query_seconds(req.params.get("wait"), "wait", high=MAX_WAIT_SECONDS)
-        request, instance_id = parse_review(req.get_body())
-    except BadRequestError as err:
-        return bad_request(err)
-    return await start_workflow(req, client, "review", request.to_dict(), instance_id, wait)
+    return await start_parsed(req, client, "review", parse_review)
 
 
 @bp.route(route="workflows/{workflow_id}", methods=["GET"])
