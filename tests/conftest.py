@@ -18,16 +18,21 @@ from tests.support.funchost_process import TEST_APPS, FunchostProcess
 StartHost = Callable[..., FunchostProcess]
 
 
-# The whole funchost suite on the Azure Storage store is not green yet (issue 4 is open): it runs on SQLite
-# here, and the Azure store is tested on its own against Azurite (tests/integration/test_azure_store.py).
-# Add pytest.param("azure", marks=pytest.mark.azurite) back once every suite passes on it.
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", pytest.param("azure", marks=pytest.mark.azurite)])
 def store_kind(request: pytest.FixtureRequest) -> str:
     """The task-hub backend under test; every integration test runs once per store.
 
     A test pins one store with ``@pytest.mark.parametrize("store_kind", [...])``; "memory" is accepted there.
     """
     return str(request.param)
+
+
+@pytest.fixture
+def restartable_store(store_kind: str) -> None:
+    """For crash tests: a host killed with SIGKILL restarts on the same task hub, which only a store that
+    outlives the process (a SQLite file, Azure Storage) can offer."""
+    if store_kind == "memory":
+        pytest.skip("a restart after kill -9 only makes sense on a store that outlives the process")
 
 
 @pytest.fixture(scope="session")

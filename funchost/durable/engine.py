@@ -302,21 +302,25 @@ class Engine:
         consumed: list[Any] = []
         control: list[Json] = []
         deliver: list[tuple[Message, Json]] = []
+        batch: list[Json] = []  # the events of this delivery so far: a message may come twice in one batch
         for message in messages:
             assert message.id is not None
             ev = message.event
             stale = message.execution_id is not None and message.execution_id != record.execution_id
-            if message.dequeue_count > self.settings.max_dequeue_count and not record.is_terminal:
+            # Stale and duplicate messages first: one processed already but never deleted (a crash before
+            # its deletion) comes back with a high dequeue count, and is not poison for that.
+            if stale or record.is_terminal or self._is_duplicate(ev, past) or self._is_duplicate(ev, batch):
+                consumed.append(message.id)
+            elif message.dequeue_count > self.settings.max_dequeue_count:
                 consumed.append(message.id)
                 control.append(self._poison_failure(message, now))
-            elif stale or record.is_terminal or self._is_duplicate(ev, past):
-                consumed.append(message.id)
             elif ev["EventType"] in (EventType.ExecutionTerminated, EventType.ExecutionSuspended,
                                      EventType.ExecutionResumed):
                 consumed.append(message.id)
                 control.append(ev)
             else:
                 deliver.append((message, ev))
+                batch.append(ev)
         checkpoint = Checkpoint(instance=record, consumed=consumed)
         for ev in control:
             if self._apply_control(record, ev, checkpoint, now):

@@ -8,8 +8,17 @@ back to whichever host receives it next, with a ``dequeue_count`` that says how 
 A message this host sends for immediate delivery is sent hidden already, leased from the start: the
 send's answer carries the receipt a receive would give, so the message is handed to the engine at once
 with no receive call and no polling delay (a step of a chain costs one send, not a send and a receive).
+An activity's result needs no message at all: the work item, still leased, carries it to its instance
+(``carry``) and is deleted by the step that consumes it.
 Pollers, one per control queue and one for the work-item queue, receive everything else: timers when
 they come due, and what a previous host left. An idle poller backs off from ``poll_min`` to ``poll_max``.
+
+Order: an instance is handed its held messages oldest first, by the time and position its sender gave
+them. After a host stopped uncleanly, the messages it held stay hidden until their leases run out, and
+messages sent since would overtake them; so ``hold`` keeps every control queue back until one lease has
+passed and its poller has received what is visible, and only then tells the engine about its instances.
+Work items are never held back: activities need no order. For the same reason an instance whose
+messages were handed back undone (``abandon``) gets no messages until those are received again.
 
 A queue message is JSON: ``{"v": 1, "id": <uuid>, "k": "m" | "a", "i": <instance id>, ...}``, with the
 event (``"e"``) or activity fields inline, or ``"p"``: the key of the whole envelope in the payload table
@@ -77,6 +86,7 @@ class Lease:
     task: ActivityTask | None = None
     taken: bool = False
     renewing: asyncio.Future[None] | None = None
+    carries: Message | None = None  # a work item that now carries its activity's result (``carry``)
 
 
 @dataclass
@@ -161,8 +171,18 @@ class Delivery:
         self._tasks: list[asyncio.Task[None]] = []
         self._errors_logged: set[tuple[str, str]] = set()
         self._calls = asyncio.Semaphore(CONCURRENT_CALLS)
+        self._hold_until: float | None = None  # time.monotonic() before which control queues are held back
+        self._held_back: set[str] = set()  # control queues not handed to the engine yet (see ``hold``)
+        self._returning: dict[str, set[str]] = {}  # instance -> envelope ids handed back, not received again
 
     # --- lifecycle ----------------------------------------------------------------------------
+
+    def hold(self, seconds: float) -> None:
+        """Before ``start``: tell the engine nothing from the control queues for ``seconds`` and until each
+        queue's poller has then received what is visible, so that messages a crashed host held (hidden
+        until their leases run out) are delivered before those sent after them."""
+        self._hold_until = time.monotonic() + seconds
+        self._held_back = set(self.layout.control_queues)
 
     def start(self, listener: WorkListener) -> None:
         self.listener = listener
@@ -172,7 +192,10 @@ class Delivery:
             self._tasks.append(asyncio.create_task(self._poll(queue), name=f"funchost-poll-{queue}"))
         self._tasks.append(asyncio.create_task(self._renew_leases(), name="funchost-lease-renewal"))
 
-    async def stop(self, release: bool) -> None:
+    async def stop(self, release: bool) -> bool:
+        """Stop polling and renewing; with ``release``, send carried results as messages and hand held
+        messages back. True when nothing that was held is left hidden in a queue (everything was handed
+        back, or nothing was held)."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -183,14 +206,38 @@ class Delivery:
         self._wake_timers.clear()
         self.listener = None
         held = [lease for lease in self.leases.values() if not lease.taken]
+        carried = [lease for lease in held if lease.carries is not None]
+        if release and carried:
+            # Results not consumed yet: sent as messages, so the next host need not run their activities again.
+            with contextlib.suppress(asyncio.TimeoutError):
+                sent = await asyncio.wait_for(asyncio.gather(*(self._send_carried(lease) for lease in carried),
+                                                             return_exceptions=True), timeout=5.0)
+                done = {id(lease) for lease, ok in zip(carried, sent, strict=True) if ok is True}
+                held = [lease for lease in held if id(lease) not in done]
+        released = not held
         if release and held:
             # Hand the messages back at once instead of when their leases run out.
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*(self._release(lease) for lease in held),
-                                                      return_exceptions=True), timeout=5.0)
+                results = await asyncio.wait_for(asyncio.gather(*(self._release(lease) for lease in held),
+                                                                return_exceptions=True), timeout=5.0)
+                released = not any(isinstance(result, BaseException) for result in results)
         self.leases.clear()
         self._by_instance.clear()
         self._by_envelope.clear()
+        self._returning.clear()
+        return released
+
+    async def _send_carried(self, lease: Lease) -> bool:
+        """Send a carried result as a message to its instance, then delete the work item that carried it."""
+        assert lease.carries is not None
+        outgoing = encode_message(self.layout, lease.carries, time.time(), 0, 0.0)
+        if outgoing.payload is not None:
+            await self.payloads.put_all([outgoing.payload])
+        async with self._calls:
+            await self.queues[outgoing.queue].send_message(outgoing.text, time_to_live=-1,
+                                                           visibility_timeout=outgoing.visibility_s)
+        await self.delete(lease.handle, lease)
+        return True
 
     async def _release(self, lease: Lease) -> None:
         async with self._calls:
@@ -200,7 +247,7 @@ class Delivery:
     # --- what the store asks ------------------------------------------------------------------
 
     def visible(self, instance_id: str, now: float, limit: int | None) -> list[Message]:
-        if self._hidden[instance_id] > 0:
+        if self._hidden[instance_id] > 0 or self._holding(instance_id) or instance_id in self._returning:
             return []
         held = self._by_instance.get(instance_id)
         if not held:
@@ -233,6 +280,34 @@ class Delivery:
         if outgoing.visibility_s > 0:
             self._wake_later(outgoing.queue, outgoing.visibility_s)
         return None
+
+    def carry(self, work_item: Any, result: Message) -> bool:
+        """Deliver an activity's result to its instance in the work item's own lease, instead of sending it.
+
+        The work item stays in its queue, leased, until the step that consumes the result deletes it: the
+        result is as safe as the work item was (a crash before the instance's history holds the result
+        brings the work item back, and the activity runs again, as after a crash before a result is sent),
+        and a chain step saves a send and a delete. False when this host does not hold the work item (any
+        more), or holds it for a second time or more: the caller sends the result instead. A result carried
+        again and again would count the work item's deliveries, not its own, and a result that keeps
+        failing its instance must reach the poison limit under its own name, while an activity that keeps
+        failing (crashing the host) must reach it under the activity's.
+        """
+        if not isinstance(work_item, QueueHandle) or self.listener is None:
+            return False
+        lease = self.leases.get((work_item.queue, work_item.message_id))
+        if lease is None or lease.taken or lease.task is None or lease.dequeue_count > 1:
+            return False
+        lease.task = None
+        lease.carries = result
+        lease.owner = result.instance_id
+        lease.execution_id = result.execution_id
+        lease.event_text = dumps(result.event)
+        lease.visible_at = result.visible_at
+        lease.order = (time.time(), 0)
+        self._by_instance.setdefault(lease.owner, {})[(work_item.queue, work_item.message_id)] = lease
+        self._announce(lease.owner, lease.visible_at)
+        return True
 
     def admit(self, leases: list[Lease | None]) -> None:
         """Hold messages and tell the engine about them, all at once: an instance never sees part of the
@@ -287,10 +362,37 @@ class Delivery:
 
     def abandon(self, handle: Any) -> None:
         """Stop holding a message without consuming it: it is handed back to the queue (now if storage
-        answers, else when its lease runs out) and delivered again, with a higher ``dequeue_count``."""
+        answers, else when its lease runs out) and delivered again, with a higher ``dequeue_count``. Until
+        it is received again (or a lease and a second have passed), its instance gets no messages: the ones
+        held meanwhile were sent after it."""
         lease = self.take(handle)
-        if lease is not None:
-            asyncio.ensure_future(self._release(lease)).add_done_callback(_quiet)
+        if lease is None:
+            return
+        if lease.task is None:
+            self._returning.setdefault(lease.owner, set()).add(lease.envelope_id)
+
+            def give_up() -> None:  # it did not come back (gone, or taken by another host): stop waiting
+                self._wake_timers.discard(timer)
+                self._returned(lease.owner, lease.envelope_id)
+
+            timer = asyncio.get_running_loop().call_later(self.lease_s + 1.0, give_up)
+            self._wake_timers.add(timer)
+        released = asyncio.ensure_future(self._release(lease))
+        released.add_done_callback(_quiet)
+        wake = self._wakes.get(lease.handle.queue)
+        if wake is not None:
+            released.add_done_callback(lambda _: wake.set())  # receive it again at once
+
+    def _returned(self, instance_id: str, envelope_id: str) -> None:
+        returning = self._returning.get(instance_id)
+        if returning is None or envelope_id not in returning:
+            return
+        returning.discard(envelope_id)
+        if not returning:
+            del self._returning[instance_id]
+            held = self._by_instance.get(instance_id)
+            if held:
+                self._announce(instance_id, min(lease.visible_at for lease in held.values()))
 
     async def delete(self, handle: QueueHandle, lease: Lease | None) -> None:
         """Delete a consumed message and its payload; a message already gone (or re-leased) is fine."""
@@ -325,11 +427,14 @@ class Delivery:
             self._room[queue].clear()
             room = self._capacity(queue)
             if room <= 0:
+                if queue in self._held_back and self._hold_over():
+                    self._hand_over(queue)  # it holds all it may: the oldest messages are among them
                 await self._room[queue].wait()  # until a held message is consumed
                 continue
             self._wakes[queue].clear()
+            asked = min(BATCH, room)
             try:
-                received = await self._receive(queue, min(BATCH, room))
+                received = await self._receive(queue, asked)
             except Exception as err:
                 failures += 1
                 self._poll_failed(queue, err)
@@ -341,13 +446,35 @@ class Delivery:
                 accepted = await asyncio.gather(*(self._accept_safely(queue, message) for message in received))
                 self.admit(accepted)  # in the queue's order
                 delay = self.poll_min
+                if len(received) < asked and queue in self._held_back and self._hold_over():
+                    self._hand_over(queue)
                 continue
+            if queue in self._held_back and self._hold_over():
+                self._hand_over(queue)
             wake = self._wakes[queue]
+            wait = delay
+            if queue in self._held_back and self._hold_until is not None:
+                wait = max(0.0, min(wait, self._hold_until - time.monotonic()))
             try:
-                await asyncio.wait_for(wake.wait(), delay)
+                await asyncio.wait_for(wake.wait(), wait)
                 delay = self.poll_min
             except asyncio.TimeoutError:
                 delay = min(delay * 2, self.poll_max)
+
+    def _hold_over(self) -> bool:
+        return self._hold_until is None or time.monotonic() >= self._hold_until
+
+    def _holding(self, instance_id: str) -> bool:
+        return bool(self._held_back) and self.layout.control_queue(instance_id) in self._held_back
+
+    def _hand_over(self, queue: str) -> None:
+        """End the hold of a control queue: the engine is told about the messages held for its instances."""
+        self._held_back.discard(queue)
+        if not self._held_back:
+            self._hold_until = None
+        for instance_id, held in list(self._by_instance.items()):
+            if held and self.layout.control_queue(instance_id) == queue:
+                self._announce(instance_id, min(lease.visible_at for lease in held.values()))
 
     async def _receive(self, queue: str, count: int) -> list[QueueMessage]:
         pages = self.queues[queue].receive_messages(messages_per_page=count,
@@ -455,6 +582,8 @@ class Delivery:
             self._by_instance.setdefault(lease.owner, {})[key] = lease
         self._by_envelope[lease.envelope_id] = lease
         self._held_per_queue[lease.handle.queue] += 1
+        if lease.owner in self._returning:
+            self._returned(lease.owner, lease.envelope_id)
 
     def _forget(self, lease: Lease) -> None:
         key = (lease.handle.queue, lease.handle.message_id)
@@ -469,6 +598,8 @@ class Delivery:
         self._room[lease.handle.queue].set()
 
     def _announce(self, instance_id: str, visible_at: float) -> None:
+        if self._holding(instance_id) or instance_id in self._returning:
+            return  # told when the hold of its queue ends (``_hand_over``), or its messages are back
         delay = visible_at - time.time()
         if delay <= 0:
             if self.listener is not None and self._hidden[instance_id] <= 0:
@@ -516,8 +647,8 @@ class Delivery:
             elif status_of(err) in (400, 404) and lease.receipt == receipt and not lease.taken:
                 # The lease ran out (an outage longer than it) and the message is gone or held under another
                 # receipt: stop holding it; a new receive brings it back if it still exists.
-                logger.info("lost the lease of queue message %s on %s (%s)", lease.handle.message_id,
-                            lease.handle.queue, describe(err))
+                logger.debug("lost the lease of queue message %s on %s (%s)", lease.handle.message_id,
+                             lease.handle.queue, describe(err))
                 self.leases.pop((lease.handle.queue, lease.handle.message_id), None)
                 self._forget(lease)
             else:

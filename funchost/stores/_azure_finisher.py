@@ -1,15 +1,16 @@
-"""The end of a checkpoint that is durable already: a running instance's status row, then the deletions.
+"""The end of a checkpoint that is durable already: the instance's status row, then the deletions.
 
 Once a checkpoint's history and sentinel are written, the step is safe: what is left (step 3, the
-``{Hub}Instances`` row a running instance's status queries read, and step 4, deleting the messages it
-consumed) only saves work after a crash. Doing it on the engine's path would make every step of a chain
-wait for two more storage calls, and the storage emulator serves one request at a time; so it is done
-here, per instance in the order of its steps, once no checkpoint is being written (or after
-``MAX_DELAY``). A newer row of the same instance replaces one not written yet; a status query first
-waits for what is pending (``settle``), so this host's queries read its own writes.
+``{Hub}Instances`` row that status queries read, and step 4, deleting the messages it consumed) only
+saves work after a crash. It is done here, off the engine's path, per instance in the order of its
+steps, ``DELAY`` after the first step that left work: a running instance's newer row replaces one not
+written yet, so a chain of steps writes its row once, not once per step, and the storage calls the
+engine waits for do not queue behind these. Reads of one instance go to its sentinel, and a query
+first waits for what is pending (``settle``), so this host's queries read its own writes.
 
 A crash before this is done leaves the consumed messages in their queues: they come back when their
-leases run out, the engine drops them as duplicates, and that step writes the row.
+leases run out (the delay is far shorter than a lease), the engine drops them as duplicates, and that
+step writes the row.
 """
 
 from __future__ import annotations
@@ -17,18 +18,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from funchost.stores._azure_delivery import Lease, QueueHandle
 from funchost.stores._azure_payloads import refs_of
-from funchost.stores._azure_retry import describe
+from funchost.stores._azure_retry import Outage, describe
 
 logger = logging.getLogger("funchost.stores.azure")
 
-MAX_DELAY = 0.1
+DELAY = 0.25
 Row = dict[str, Any]
 
 
@@ -44,33 +44,15 @@ class Finisher:
 
     def __init__(self, write_row: Callable[[Row], Awaitable[None]],
                  consume: Callable[[QueueHandle, Lease | None], Awaitable[None]],
-                 drop_value: Callable[[str, str], Awaitable[None]]) -> None:
+                 drop_value: Callable[[str, str], Awaitable[None]], outage: Outage) -> None:
         self._write_row = write_row
+        self._outage = outage
         self._consume = consume
         self._drop_value = drop_value
         self._work: dict[str, _Work] = {}
         self._drainers: dict[str, asyncio.Task[None]] = {}
-        self._writing = 0  # checkpoints being written
-        self._hurry = 0  # callers waiting for everything to be finished
-        self._go = asyncio.Event()
-        self._go.set()
-
-    @contextlib.contextmanager
-    def checkpoint(self) -> Iterator[None]:
-        """Around the durable part of a checkpoint: finishing waits (a little) while one is written."""
-        self._writing += 1
-        self._update()
-        try:
-            yield
-        finally:
-            self._writing -= 1
-            self._update()
-
-    def _update(self) -> None:
-        if self._writing == 0 or self._hurry > 0:
-            self._go.set()
-        else:
-            self._go.clear()
+        self._hurry = asyncio.Event()  # set while callers wait for everything to be finished
+        self._hurrying = 0
 
     def add(self, key: str, row: Row | None, leases: list[tuple[QueueHandle, Lease | None]],
             stale: frozenset[str]) -> None:
@@ -87,10 +69,9 @@ class Finisher:
     async def _drain(self, key: str) -> None:
         try:
             while True:
-                deadline = time.monotonic() + MAX_DELAY
-                while not self._go.is_set() and time.monotonic() < deadline:
+                if not self._hurry.is_set():
                     with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self._go.wait(), deadline - time.monotonic())
+                        await asyncio.wait_for(self._hurry.wait(), DELAY)
                 work = self._work.pop(key, None)
                 if work is not None:
                     await self._finish(key, work)
@@ -109,6 +90,9 @@ class Finisher:
             except Exception as err:
                 # The consumed messages stay in their queues: they come back when their leases run out, the
                 # step is replayed (its events are duplicates by then) and that replay writes the row.
+                if self._outage.absorb(err, "status rows not updated (they are when the steps' messages come "
+                                            "back)"):
+                    return
                 logger.warning("instance %s: its status row was not updated (%s); it will be when the step's "
                                "messages are delivered again", key, describe(err))
                 return
@@ -122,13 +106,14 @@ class Finisher:
             self._drainers[k] for k in keys if k in self._drainers]
         if not drainers:
             return
-        self._hurry += 1
-        self._update()
+        self._hurrying += 1
+        self._hurry.set()
         try:
             await asyncio.wait(drainers, timeout=timeout)
         finally:
-            self._hurry -= 1
-            self._update()
+            self._hurrying -= 1
+            if self._hurrying == 0:
+                self._hurry.clear()
 
     async def close(self, timeout: float) -> None:
         await self.settle(timeout=timeout)

@@ -17,17 +17,17 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
 from funchost.errors import CheckpointConflictError
+from funchost.stores._azure_batch import Operation, submit
 from funchost.stores._azure_layout import SENTINEL_RK, history_row_key, odata_str
 from funchost.stores._azure_payloads import PayloadTable, PendingPayload, Retry, delete_rows, refs_of
 from funchost.stores._azure_retry import describe, status_of
 from funchost.stores._azure_rows import Row, events_from_rows, history_row, sentinel_row
-from funchost.stores.base import TERMINAL_STATUSES, InstanceRecord, Json
+from funchost.stores.base import PENDING, TERMINAL_STATUSES, InstanceRecord, Json
 
 logger = logging.getLogger("funchost.stores.azure")
 
@@ -38,15 +38,17 @@ CHARS_PER_TRANSACTION = 2_000_000  # and at most 4 MiB
 @dataclass(frozen=True)
 class Sentinel:
     """What this host last read or wrote of an instance's sentinel: its ETag (None: no sentinel), count
-    of valid events, and the large values its columns refer to."""
+    of valid events, the large values its columns refer to, and whether its run had finished."""
 
     etag: str | None
     count: int
     refs: frozenset[str] = frozenset()
+    terminal: bool = False
 
     @staticmethod
     def of(row: Any) -> Sentinel:
-        return Sentinel(str(row.metadata["etag"]), int(row.get("HistoryEventCount") or 0), frozenset(refs_of(row)))
+        return Sentinel(str(row.metadata["etag"]), int(row.get("HistoryEventCount") or 0), frozenset(refs_of(row)),
+                        row.get("RuntimeStatus") in TERMINAL_STATUSES)
 
 
 @dataclass
@@ -99,6 +101,12 @@ class HistoryTable:
                       pending: list[PendingPayload]) -> PreparedHistory:
         iid = record.instance_id
         known = self._sentinels.get(iid)
+        if replace and record.status == PENDING and known is not None and not known.terminal:
+            # A start (or restart) of the id. What this host last wrote of it may be a start that another
+            # request of this host made after this one checked the id was free: guarding the write with
+            # that ETag would replace a live run. A start may only create the history, or replace a
+            # finished one (see ``write``).
+            known = None
         if known is None and not replace:
             row = await self.sentinel(iid)
             known = Sentinel.of(row) if row is not None else Sentinel(None, 0)
@@ -122,26 +130,25 @@ class HistoryTable:
         # Rows past the sentinel's count are invisible to readers, so the earlier batches may land
         # without the guard; the last one moves the count and is the one the ETag guards.
         for batch in batches[:-1]:
-            ops: list[Any] = [("upsert", row, {"mode": UpdateMode.REPLACE}) for row in batch]
-            await self._retry(functools.partial(self._client.submit_transaction, ops), f"writing the history of {iid}")
-        final: list[Any] = [("upsert", row, {"mode": UpdateMode.REPLACE}) for row in batches[-1]]
+            ops = [Operation("upsert", row) for row in batch]
+            await self._retry(functools.partial(submit, self._client, ops), f"writing the history of {iid}")
+        final = [Operation("upsert", row) for row in batches[-1]]
         attempts = 0
         state = prepared.known
 
-        async def submit() -> Any:
+        async def write() -> list[str | None]:
             nonlocal attempts
             attempts += 1
             if state is not None and state.etag is not None:
-                guard: Any = ("update", prepared.sentinel, {"mode": UpdateMode.REPLACE, "etag": state.etag,
-                                                            "match_condition": MatchConditions.IfNotModified})
+                guard = Operation("replace", prepared.sentinel, state.etag)
             else:
-                guard = ("create", prepared.sentinel)
-            return await self._client.submit_transaction([*final, guard])
+                guard = Operation("create", prepared.sentinel)
+            return await submit(self._client, [*final, guard])
 
         while True:
             try:
-                result = await self._retry(submit, f"writing the history of {iid}")
-                etag = str(result[-1]["etag"])
+                result = await self._retry(write, f"writing the history of {iid}")
+                etag = str(result[-1])
                 break
             except HttpResponseError as err:
                 if status_of(err) not in (404, 409, 412):
@@ -159,7 +166,8 @@ class HistoryTable:
                 self._sentinels.pop(iid, None)
                 raise CheckpointConflictError(iid) from err
         count = int(prepared.sentinel["HistoryEventCount"])
-        self._sentinels[iid] = Sentinel(etag, count, frozenset(refs_of(prepared.sentinel)))
+        self._sentinels[iid] = Sentinel(etag, count, frozenset(refs_of(prepared.sentinel)),
+                                        prepared.sentinel.get("RuntimeStatus") in TERMINAL_STATUSES)
         previous = state.count if state is not None else 0
         if previous > count:
             await self._drop_rows(iid, count, previous)

@@ -4,6 +4,14 @@ A funchost hub has a marker row in ``{Hub}Instances`` (PartitionKey ``$funchost`
 with its format, schema version and partition count, written when the hub is created. Tables that exist
 and hold rows but no marker were written by another kind of host (DurableTask.AzureStorage uses the same
 names with another format), and funchost leaves them alone.
+
+A second row (RowKey ``host``) says whether the hub's last host is running or stopped cleanly. A host that
+did not stop cleanly (it crashed, or was killed) left messages leased to itself: hidden in their queues
+until their leases run out. The next host must not hand an instance the messages sent after those before
+those come back (an entity would apply its operations out of order), so it reads this row when it opens
+(``mark_running``) and, after such a stop, holds the control queues back for one lease (see
+``Delivery.hold``). DurableTask.AzureStorage gets the same effect from its partition leases: a new owner
+takes a control queue only once the dead owner's lease has run out.
 """
 
 from __future__ import annotations
@@ -11,6 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
+import socket
+import time
 from typing import Any
 
 from azure.core.exceptions import (
@@ -23,7 +34,7 @@ from azure.data.tables.aio import TableClient
 from azure.storage.queue.aio import QueueClient
 
 from funchost.errors import ForeignTaskHubError, StorageUnavailableError, StoreError
-from funchost.stores._azure_layout import FORMAT, MARKER_PK, MARKER_RK, SCHEMA_VERSION, HubLayout
+from funchost.stores._azure_layout import FORMAT, HOST_RK, MARKER_PK, MARKER_RK, SCHEMA_VERSION, HubLayout
 from funchost.stores._azure_payloads import Retry
 from funchost.stores._azure_retry import Outage, describe, status_of, with_retry
 from funchost.stores.azure_settings import StorageSettings
@@ -63,7 +74,13 @@ async def create_hub(layout: HubLayout, settings: StorageSettings, tables: dict[
     except HttpResponseError as err:
         if status_of(err) in (401, 403):
             raise StoreError(_auth_message(settings, err)) from err
-        raise StoreError(f"Cannot open task hub '{layout.hub}' in {settings.describe()}: {describe(err)}") from err
+        hint = ""
+        if status_of(err) == 400 and "skipApiVersionCheck" in str(err):
+            # Azurite refuses a request whose x-ms-version is newer than it knows, and says so only in the body.
+            hint = (" This Azurite does not know the storage API version the installed Azure SDK uses: start it "
+                    "with --skipApiVersionCheck, or install a newer Azurite.")
+        raise StoreError(f"Cannot open task hub '{layout.hub}' in {settings.describe()}: {describe(err)}."
+                         f"{hint}") from err
 
 
 def _auth_message(settings: StorageSettings, err: Exception) -> str:
@@ -80,13 +97,7 @@ def _auth_message(settings: StorageSettings, err: Exception) -> str:
 async def _check_marker(layout: HubLayout, settings: StorageSettings, tables: dict[str, TableClient],
                         retry: Retry) -> None:
     instances = tables[layout.instances_table]
-
-    async def read_marker() -> Any:
-        try:
-            return await instances.get_entity(MARKER_PK, MARKER_RK)
-        except ResourceNotFoundError:
-            return None
-
+    read_marker = functools.partial(_row_or_none, instances, MARKER_RK)
     marker = await retry(read_marker, "opening the task hub")
     if marker is None:
         for table in (layout.instances_table, layout.history_table):
@@ -112,6 +123,14 @@ async def _check_marker(layout: HubLayout, settings: StorageSettings, tables: di
                          f"{layout.partition_count}; use {stored}, or another hub name.")
 
 
+async def _row_or_none(instances: TableClient, row_key: str) -> Any:
+    """One of the hub's own rows in the Instances table (the marker, the running host), or None."""
+    try:
+        return await instances.get_entity(MARKER_PK, row_key)
+    except ResourceNotFoundError:
+        return None
+
+
 async def _has_rows(table: TableClient) -> bool:
     pages = table.list_entities(results_per_page=1, select=["PartitionKey"]).by_page()
     async for page in pages:
@@ -119,3 +138,19 @@ async def _has_rows(table: TableClient) -> bool:
             return True
         break
     return False
+
+
+async def mark_running(layout: HubLayout, tables: dict[str, TableClient], retry: Retry) -> bool:
+    """Record that a host runs on the hub; True when the previous host did not stop cleanly."""
+    instances = tables[layout.instances_table]
+    previous = await retry(functools.partial(_row_or_none, instances, HOST_RK), "opening the task hub")
+    row = {"PartitionKey": MARKER_PK, "RowKey": HOST_RK, "Running": True,
+           "Host": f"{socket.gethostname()}:{os.getpid()}", "Since": time.time()}
+    await retry(lambda: instances.upsert_entity(row), "opening the task hub")
+    return previous is not None and bool(previous.get("Running"))
+
+
+async def mark_stopped(layout: HubLayout, tables: dict[str, TableClient], retry: Retry) -> None:
+    """Record a clean stop: the host handed back every message it held."""
+    row = {"PartitionKey": MARKER_PK, "RowKey": HOST_RK, "Running": False, "Since": time.time()}
+    await retry(lambda: tables[layout.instances_table].upsert_entity(row), "closing the task hub")

@@ -4,6 +4,10 @@ The SDK clients are built with their own retries off, so a stopped Azurite makes
 and this module decides: a poller backs off and tries again until storage answers, a checkpoint retries
 for a bounded time and then raises ``StorageUnavailableError`` (the engine runs the step again later,
 which is safe because a checkpoint deletes nothing before its history is written).
+
+An outage is logged twice: when the first call fails and when the first call succeeds again. What it
+costs meanwhile (consumed messages that could not be deleted, and so come back as duplicates) is counted
+(``Outage.absorb``) and told in the second line, not logged once per message.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -44,6 +49,7 @@ def describe(err: BaseException) -> str:
     """One line about a storage error, without request ids or response bodies."""
     if isinstance(err, HttpResponseError) and err.status_code is not None:
         error_code = getattr(err, "error_code", None)
+        error_code = getattr(error_code, "value", error_code)  # the SDKs' StorageErrorCode is an enum
         code = f" {error_code}" if error_code else ""
         return f"HTTP {err.status_code}{code}"
     text = str(err).strip().splitlines()[0] if str(err).strip() else ""
@@ -56,6 +62,7 @@ class Outage:
     def __init__(self, where: str) -> None:
         self.where = where
         self.since: float | None = None
+        self._costs: Counter[str] = Counter()
 
     @property
     def down(self) -> bool:
@@ -67,11 +74,22 @@ class Outage:
             logger.warning("Azure Storage (%s) is not answering (%s); funchost keeps retrying with back-off and "
                            "resumes when it answers again", self.where, describe(err))
 
+    def absorb(self, err: BaseException, cost: str) -> bool:
+        """True when ``err`` is this outage's doing (storage is down and the error says so): then ``cost``
+        (what it meant, e.g. "consumed messages not deleted (they come back as duplicates)") is
+        counted for the recovery line instead of being logged by the caller."""
+        if self.since is None or not (isinstance(err, StorageUnavailableError) or is_transient(err)):
+            return False
+        self._costs[cost] += 1
+        return True
+
     def recovered(self) -> None:
         if self.since is not None:
-            logger.warning("Azure Storage (%s) answers again after %.1f s; resuming", self.where,
-                           time.monotonic() - self.since)
+            costs = "".join(f"; meanwhile, {cost}: {count}" for cost, count in self._costs.items())
+            logger.warning("Azure Storage (%s) answers again after %.1f s; resuming%s", self.where,
+                           time.monotonic() - self.since, costs)
             self.since = None
+            self._costs.clear()
 
 
 async def with_retry(call: Callable[[], Awaitable[T]], outage: Outage, *, within: float, what: str) -> T:

@@ -11,27 +11,38 @@ work items, (2) the history rows and the sentinel, in ETag-guarded table transac
 rows and entity state, (4) deletion of the consumed messages and of the completed work item. A crash
 between any two steps leaves a message delivered twice or a step replayed, never a loss; the engine
 drops duplicates by identity. The sentinel carries the instance's columns too, so a record and its
-history are always read in agreement, and the step is durable once it is written: a running instance's
-row and the deletions are finished off the engine's path (``_azure_finisher``).
+history are always read in agreement, and the step is durable once it is written: the instance rows
+and the deletions are finished off the engine's path (``_azure_finisher``). The messages and work
+items a step sends are handed to this host's engine only then: nothing runs for a step a crash could
+still undo (an activity would run once for the lost step and again for its replay).
 
-Storage calls, without large values: a checkpoint makes one send per new message or work item, one
-table transaction for the history (one more per 99 events past the first 99), one row write per
-instance and one delete per consumed message; nothing is received for messages this host sends (see
-``_azure_delivery``). A step of a chain makes 6 (the work item's send, the history transaction, the
-instance row, the delete of the consumed result; the result's send, the work item's delete), 3 of them
-on the chain's path. A 3-activity chain, measured: 23 calls (2 reads when it starts, 4 sends to its
-control queue, 3 work items, 5 history transactions, 2 instance rows, the others coalesced, 7 deletes).
+Starts of an instance id race: two requests may both find the id free. A start writes the history only
+if there is none or the run it replaces has finished (``_azure_history``); the second writer gets
+``CheckpointConflictError``. After a host stopped uncleanly, the next one holds its control queues back
+for one lease (``_azure_hub``, ``_azure_delivery``), so that no message overtakes one the dead host held.
+
+Storage calls, without large values: a checkpoint makes one send per new message or work item and one
+table transaction for the history (one more per 99 events past the first 99), encoded by
+``_azure_batch``; then, off the engine's path and a little later (``_azure_finisher``), one row write
+per instance for all its steps in that time and one delete per consumed message. An activity's result
+is not sent: its work item carries it (``Delivery.carry``). A step of a chain thus waits for 2 calls in
+a row (the work item's send, the history transaction) and leaves 1 delete behind. A 3-activity chain,
+measured: 15 calls (the sentinel read of the start, 4 sends, 5 history transactions, 1 instance row,
+4 deletes).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from azure.core.exceptions import ResourceNotFoundError
+from azure.core.pipeline.transport import AioHttpTransport
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
@@ -40,7 +51,7 @@ from funchost.errors import StoreError
 from funchost.stores._azure_delivery import Delivery, Lease, QueueHandle, encode_activity, encode_message
 from funchost.stores._azure_finisher import Finisher
 from funchost.stores._azure_history import HistoryTable, PreparedHistory
-from funchost.stores._azure_hub import create_hub
+from funchost.stores._azure_hub import create_hub, mark_running, mark_stopped
 from funchost.stores._azure_layout import (
     HubLayout,
     decode_token,
@@ -68,6 +79,19 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CONCURRENT_PURGES = 8
+HOLD_MARGIN_S = 0.5  # on top of a lease: the queue service's clock and ours are not the same
+PROXY_SETTINGS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+
+
+def _proxy_configured() -> bool:
+    return any(os.environ.get(name) for name in PROXY_SETTINGS)
+
+
+def _only_a_result(cp: Checkpoint) -> bool:
+    """An activity's step: its result to its instance, due now, and nothing else."""
+    return (cp.completed_activity is not None and len(cp.messages) == 1 and cp.messages[0].visible_at <= time.time()
+            and cp.instance is None and cp.entity is None and cp.delete_entity is None
+            and not (cp.activities or cp.new_instances or cp.consumed or cp.new_history))
 
 
 class _Open:
@@ -79,8 +103,13 @@ class _Open:
         self.credential = credential
         # The SDKs' own retries are off: a stopped emulator must fail a call at once, so the pollers can
         # back off and log one warning per outage (see _azure_retry) instead of hanging in SDK retries.
-        self.table_service = TableServiceClient(settings.table_endpoint, credential=credential, **options)
-        self.queue_service = QueueServiceClient(settings.queue_endpoint, credential=credential, **options)
+        # Their HTTP sessions trust the environment by default, which makes every request look up proxy
+        # settings and ~/.netrc in a worker thread: two thread hops per storage call, a good part of a
+        # chain step. Only a machine with proxy settings needs that.
+        self.table_service = TableServiceClient(settings.table_endpoint, credential=credential, **options,
+                                                transport=AioHttpTransport(use_env_settings=_proxy_configured()))
+        self.queue_service = QueueServiceClient(settings.queue_endpoint, credential=credential, **options,
+                                                transport=AioHttpTransport(use_env_settings=_proxy_configured()))
         self.tables: dict[str, TableClient] = {name: self.table_service.get_table_client(name)
                                                for name in layout.tables}
         self.queues: dict[str, QueueClient] = {name: self.queue_service.get_queue_client(name)
@@ -150,25 +179,38 @@ class AzureStorageStore:
         try:
             await create_hub(self.layout, self.settings, hub.tables, hub.queues, self._outage, self._retry,
                              self._open_timeout_s)
+            unclean = await mark_running(self.layout, hub.tables, self._retry)
         except BaseException:
             await hub.close()
             raise
         hub.delivery = Delivery(self.layout, hub.queues, hub.payloads, self._outage, self._retry,
                                 lease_s=self._lease_s, poll_min=self._poll[0], poll_max=self._poll[1],
                                 activity_prefetch=self._prefetch[0], control_prefetch=self._prefetch[1])
-        self._finisher = Finisher(self._write_instance_row, self._consume, self._drop_value)
+        if unclean:
+            # Messages the previous host held come back when their leases (at most one lease from now) run out.
+            logger.warning("task hub %s: its previous host did not stop cleanly; orchestrations and entities wait "
+                           "up to %d s for the messages it held to come back, so that each receives its messages "
+                           "in the order they were sent", self.hub_name, self._lease_s)
+            hub.delivery.hold(self._lease_s + HOLD_MARGIN_S)
+        self._finisher = Finisher(self._write_instance_row, self._consume, self._drop_value, self._outage)
         self._open = hub
         hub.delivery.start(listener)
         logger.info("task hub %s opened in %s", self.hub_name, self.settings.describe())
 
     async def close(self) -> None:
-        hub, self._open = self._open, None
+        hub = self._open
         if hub is None:
             return
         if self._finisher is not None:
             await self._finisher.close(timeout=5.0)  # what is left comes back after the leases, as duplicates
+        self._open = None
+        clean = False
         if hub.delivery is not None:
-            await hub.delivery.stop(release=self._release_on_close)
+            clean = await hub.delivery.stop(release=self._release_on_close) and self._release_on_close
+        if clean:
+            # The next host need not wait for leases to run out (see ``open``).
+            with contextlib.suppress(Exception):
+                await mark_stopped(self.layout, hub.tables, self._retry)
         await hub.close()
 
     # --- helpers ------------------------------------------------------------------------------
@@ -209,9 +251,8 @@ class AzureStorageStore:
         """The instance as its last checkpoint left it: read from its sentinel, written with its history."""
         hub = self._hub
         row = await hub.history.sentinel(instance_id)
-        if row is None or "RuntimeStatus" not in row:
-            row = await self._get(hub.instances, instance_id, "")
-        return await instance_from_row(row, hub.payloads) if row is not None else None
+        # No sentinel, no instance: every checkpoint writes it first, and a purge deletes it first.
+        return await instance_from_row(row, hub.payloads) if row is not None and "RuntimeStatus" in row else None
 
     async def load_history(self, instance_id: str) -> list[Json]:
         return await self._hub.history.load(instance_id)
@@ -285,19 +326,16 @@ class AzureStorageStore:
             StorageUnavailableError: storage did not answer within ``commit_retry_s``.
         """
         delivery = self._delivery
+        if _only_a_result(checkpoint) and delivery.carry(checkpoint.completed_activity, checkpoint.messages[0]):
+            return  # the work item carries the result to its instance: nothing to write (see ``Delivery.carry``)
         # Held back until the checkpoint is written: messages to an instance it creates (a start, a
-        # sub-orchestration), which would otherwise find no instance yet; and an activity's result, so that
-        # a result in history means its work item is deleted (a crash cannot make a recorded activity run
-        # again).
+        # sub-orchestration), which would otherwise find no instance yet.
         held_back = {child.instance_id for child in checkpoint.new_instances}
         if checkpoint.instance is not None and checkpoint.replace_history:
             held_back.add(checkpoint.instance.instance_id)
-        if checkpoint.completed_activity is not None:
-            held_back.update(message.instance_id for message in checkpoint.messages)
         delivery.hide(held_back)
         try:
-            with self._finish.checkpoint():
-                await self._commit(checkpoint, delivery)
+            await self._commit(checkpoint, delivery)
         except BaseException:
             if checkpoint.completed_activity is not None:
                 # The engine does not retry a result it could not save: the work item must come back.
@@ -332,30 +370,36 @@ class AzureStorageStore:
         child_rows = [instance_row(child, pending) for child in cp.new_instances]
         entity = entity_row(cp.entity, pending) if cp.entity is not None else None
 
-        # (0) large values, then (1) messages: nothing refers to a value before it is stored.
+        # (0) large values, then (1) messages: nothing refers to a value before it is stored. The messages
+        # sent leased to this host are handed to the engine only once the step is durable (after (3)): an
+        # activity that ran for a step a crash then replays would run again for the replayed step, and a
+        # message delivered before its step is saved could change another instance for a step that never
+        # happened. If the checkpoint fails, they come back when their leases run out, as duplicates.
         await hub.payloads.put_all(pending)
-        delivery.admit(await asyncio.gather(*(delivery.send(o) for o in outgoing)))
+        sent = await asyncio.gather(*(delivery.send(o) for o in outgoing))
         # (2) history, ETag-guarded; the children's sentinels start their (empty) histories. From here on
         # the step is durable: the sentinels hold the instances' columns, which is what the engine reads.
         written = await asyncio.gather(*([hub.history.write(history)] if history is not None else []),
                                        *(hub.history.write_empty(iid, row) for iid, row in empties))
-        # (3) entity state (its only copy), and the rows of instances created here, so that a client that
-        # started an instance finds it in a query at once.
-        early = [*child_rows, *([own_row] if own_row is not None and cp.replace_history else [])]
-        await asyncio.gather(*(self._write_instance_row(row) for row in early),
-                             *([self._write_entity(entity)] if entity is not None else []),
+        # (3) entity state (its only copy). The instance rows are the finisher's: status reads go to the
+        # sentinels, and a query first waits for this host's pending rows (``Finisher.settle``).
+        await asyncio.gather(*([self._write_entity(entity)] if entity is not None else []),
                              *([self._delete_entity(cp.delete_entity)] if cp.delete_entity else []))
-        # (4) the completed work item now (see commit); the rest after the engine has gone on.
-        if isinstance(cp.completed_activity, QueueHandle):
-            await self._consume(cp.completed_activity, delivery.take(cp.completed_activity))
+        delivery.admit(sent)
+        # (4) after the engine has gone on: the consumed messages and the completed work item. A crash before
+        # the work item is deleted brings it back, and the engine does not run again an activity whose
+        # result its instance's history holds (nor one of a finished or replaced run).
         leases = [(handle, delivery.take(handle)) for handle in cp.consumed if isinstance(handle, QueueHandle)]
-        late_row = own_row if own_row is not None and not cp.replace_history else None
+        if isinstance(cp.completed_activity, QueueHandle):
+            leases.append((cp.completed_activity, delivery.take(cp.completed_activity)))
+        for child, row in zip(cp.new_instances, child_rows, strict=True):
+            self._finish.add(child.instance_id, row, [], frozenset())
         stale: frozenset[str] = frozenset()
         if own_row is not None and history is not None and written and written[0]:
             stale = written[0] - refs_of(own_row)  # large values of the instance's previous columns
         key = (cp.instance.instance_id if cp.instance is not None
                else cp.entity.entity_id if cp.entity is not None else cp.delete_entity or "")
-        self._finish.add(key, late_row, leases, stale)
+        self._finish.add(key, own_row, leases, stale)
 
     async def _write_instance_row(self, row: dict[str, Any]) -> None:
         instances = self._hub.instances
@@ -367,6 +411,9 @@ class AzureStorageStore:
             await with_retry(lambda: delivery.delete(handle, lease), self._outage, within=5.0,
                              what="deleting a consumed message")
         except Exception as err:
+            if self._outage.absorb(err, "consumed messages not deleted (they are delivered again and dropped as "
+                                        "duplicates)"):
+                return
             logger.warning("consumed message %s on %s could not be deleted (%s); it will be delivered again and "
                            "dropped as a duplicate", handle.message_id, handle.queue, describe(err))
 
@@ -374,6 +421,8 @@ class AzureStorageStore:
         try:
             await self._hub.payloads.delete(owner, key)
         except Exception as err:
+            if self._outage.absorb(err, "replaced large values left behind (they are never read)"):
+                return
             logger.warning("%s: a replaced large value was left behind (%s)", owner, describe(err))
 
     async def _write_entity(self, row: dict[str, Any]) -> None:

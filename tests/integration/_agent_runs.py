@@ -9,11 +9,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.support.chat_completions_server import ChatCompletionsServer, RecordedRequest, ScriptedResponse
 from tests.support.funchost_process import FunchostProcess
@@ -65,14 +62,6 @@ def wait_for(
             return run
         assert time.monotonic() < deadline, f"run {run_id} not in {states} after {timeout}s: {run}\n{host.log()}"
         time.sleep(0.03)
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.01)
 
 
 def approve(host: FunchostProcess, run_id: str, *call_ids: str) -> None:

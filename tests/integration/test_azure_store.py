@@ -18,11 +18,13 @@ import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from azure.core.credentials import AzureNamedKeyCredential
+from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables.aio import TableServiceClient
 from azure.storage.queue.aio import QueueServiceClient
 
@@ -32,6 +34,7 @@ from funchost.errors import (
     ForeignTaskHubError,
     StorageUnavailableError,
 )
+from funchost.stores._azure_batch import Operation, TransactionError, submit
 from funchost.stores._azure_delivery import encode_message
 from funchost.stores.azure import AzureStorageStore
 from funchost.stores.azure_settings import StorageSettings, storage_settings_from_env
@@ -488,33 +491,107 @@ def test_a_message_not_consumed_comes_back_after_its_lease_with_dequeue_count_tw
     run(scenario())
 
 
-def test_an_activity_result_is_handed_over_once_its_work_item_is_deleted(settings: StorageSettings,
-                                                                         hub: str) -> None:
-    """A host that dies the moment a result is handed to its engine must not leave the work item behind:
-    the result could be in history already, and the activity would run a second time."""
+def test_an_activity_result_rides_in_its_work_item_until_the_instance_consumes_it(settings: StorageSettings,
+                                                                                  hub: str, azurite: Azurite) -> None:
+    """The result is handed to the instance with no storage call; the work item stays leased until the step
+    that consumes the result deletes it, so a crash before then brings the work item back (the activity
+    runs again, as after a crash before a result is sent), and after it nothing comes back."""
 
     async def scenario() -> None:
         crashing, listener = make_store(settings, hub, visibility_timeout_s=1, release_on_close=False), Listener()
         await crashing.open(listener)
-        await crashing.commit(Checkpoint(activities=[ActivityTask("waiting", "e1", 0, "work", None)]))
+        await crashing.commit(Checkpoint(activities=[ActivityTask("waiting", "e1", 0, "work", '"in"')]))
         await listener.until(lambda: bool(listener.tasks), "the work item")
         result = {"EventType": 5, "TaskScheduledId": 0, "Result": "1"}
-        commit = asyncio.ensure_future(crashing.commit(Checkpoint(messages=[Message("waiting", result, "e1")],
-                                                                  completed_activity=listener.tasks[0].id)))
-        listener.on_ready = lambda instance_id: commit.cancel()  # the host dies right there
-        await asyncio.gather(commit, return_exceptions=True)
+        await crashing.commit(Checkpoint(messages=[Message("waiting", result, "e1")],
+                                         completed_activity=listener.tasks[0].id))
         assert listener.announced("waiting")
-        await crashing.close()
+        (carried,) = await crashing.visible_messages("waiting", time.time())
+        assert (carried.event, carried.execution_id, carried.dequeue_count) == (result, "e1", 1)
+        assert await queue_length(azurite, crashing.layout.workitem_queue) == 1  # nothing sent, nothing deleted
+        await crashing.close()  # a crash: the result was never consumed
 
         survivor, second = make_store(settings, hub, visibility_timeout_s=1), Listener()
         await survivor.open(second)
         try:
-            (again,) = await messages_of(survivor, second, "waiting")  # not consumed: delivered again
-            assert again.event == result
+            await second.until(lambda: bool(second.tasks), "the work item, back after its lease")
+            (again,) = second.tasks
+            assert (again.instance_id, again.task_id, again.input, again.dequeue_count) == ("waiting", 0, '"in"', 2)
+            assert await survivor.visible_messages("waiting", time.time()) == []
+            await survivor.commit(Checkpoint(messages=[Message("waiting", result, "e1")], completed_activity=again.id))
+            (delivered,) = await messages_of(survivor, second, "waiting")
+            rec = record("waiting", status=RUNNING, execution_id="e1")
+            await survivor.commit(Checkpoint(instance=rec, replace_history=True, new_history=[result],
+                                             consumed=[delivered.id]))
+            await survivor.query_instances(InstanceQuery())  # waits for the finished step's deletions
+            assert await queue_length(azurite, survivor.layout.workitem_queue) == 0
             await asyncio.sleep(1.5)  # past the work item's lease, had it been left
-            assert second.tasks == []
+            assert len(second.tasks) == 1
         finally:
             await survivor.close()
+
+    run(scenario())
+
+
+def test_a_carried_result_is_sent_as_a_message_when_the_host_stops(settings: StorageSettings, hub: str) -> None:
+    async def scenario() -> None:
+        first, listener = make_store(settings, hub, visibility_timeout_s=60), Listener()
+        await first.open(listener)
+        await first.commit(Checkpoint(activities=[ActivityTask("stopping", "e1", 0, "work", None)]))
+        await listener.until(lambda: bool(listener.tasks), "the work item")
+        result = {"EventType": 5, "TaskScheduledId": 0, "Result": "2"}
+        await first.commit(Checkpoint(messages=[Message("stopping", result, "e1")],
+                                      completed_activity=listener.tasks[0].id))
+        await first.close()
+
+        second, listener2 = make_store(settings, hub, visibility_timeout_s=60), Listener()
+        await second.open(listener2)
+        try:
+            (message,) = await messages_of(second, listener2, "stopping", timeout=5)  # far less than the lease
+            assert (message.event, message.execution_id) == (result, "e1")
+            await asyncio.sleep(0.5)
+            assert listener2.tasks == []  # the activity does not run again
+        finally:
+            await second.close()
+
+    run(scenario())
+
+
+def test_table_transactions_round_trip_keys_and_types_and_fail_whole(settings: StorageSettings, hub: str,
+                                                                     azurite: Azurite) -> None:
+    """The store's own transaction codec (``_azure_batch``), read back with the SDK."""
+    when = datetime(2026, 11, 22, 19, 58, 5, 803186, tzinfo=timezone.utc)
+    partition = "it's a key with spaces, ü and %"
+
+    async def scenario() -> None:
+        tables, queues = raw_clients(azurite)
+        async with tables, queues:
+            table = await tables.create_table(f"{hub}Batch")
+            etags = await submit(table, [
+                Operation("upsert", {"PartitionKey": partition, "RowKey": "0001", "S": "x\r\n--batch", "I": 7,
+                                     "B": True, "F": 1.5, "D": when}),
+                Operation("create", {"PartitionKey": partition, "RowKey": "sentinel", "Count": 1}),
+            ])
+            assert len(etags) == 2 and all(etags)
+            row = await table.get_entity(partition, "0001")
+            assert (row["S"], row["I"], row["B"], row["F"], row["D"]) == ("x\r\n--batch", 7, True, 1.5, when)
+            sentinel = await table.get_entity(partition, "sentinel")
+            assert sentinel.metadata["etag"] == etags[1]
+
+            # A second insert of the sentinel, or a replace with an ETag it no longer has, fails the whole
+            # transaction: the row written before it in the same transaction is not written either.
+            for guard, status in ((Operation("create", {"PartitionKey": partition, "RowKey": "sentinel"}), 409),
+                                  (Operation("replace", {"PartitionKey": partition, "RowKey": "sentinel"},
+                                             'W/"datetime\'2020-01-01T00%3A00%3A00.0000000Z\'"'), 412)):
+                with pytest.raises(TransactionError) as refused:
+                    await submit(table, [Operation("upsert", {"PartitionKey": partition, "RowKey": "0002"}), guard])
+                assert (refused.value.status_code, refused.value.index) == (status, 1)
+                with pytest.raises(ResourceNotFoundError):
+                    await table.get_entity(partition, "0002")
+
+            (moved,) = await submit(table, [Operation("replace", {"PartitionKey": partition, "RowKey": "sentinel",
+                                                                  "Count": 2}, etags[1])])
+            assert (await table.get_entity(partition, "sentinel"))["Count"] == 2 and moved != etags[1]
 
     run(scenario())
 

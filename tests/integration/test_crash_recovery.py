@@ -12,9 +12,7 @@ the ones in flight at the kill).
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ import pytest
 
 from tests.conftest import StartHost
 from tests.support.funchost_process import FunchostProcess
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.crash
 
@@ -41,15 +40,6 @@ def start(host: FunchostProcess, orchestrator: str, payload: Any) -> str:
 def runs_per_index(marker_dir: Path) -> dict[int, int]:
     """How many times each fan-out activity ran: one line per run in the file named by its index."""
     return {int(path.name): len(path.read_text().splitlines()) for path in marker_dir.iterdir()}
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.01)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
 
 
 def history(host: FunchostProcess, instance_id: str) -> list[dict[str, Any]]:

@@ -36,10 +36,10 @@ from tests.integration._agent_runs import (
     start_run,
     types,
     wait_for,
-    wait_until,
 )
 from tests.support.chat_completions_server import ChatCompletionsServer, text_response, tool_call_response
 from tests.support.funchost_process import REPO_ROOT, FunchostProcess
+from tests.support.waiting import wait_until
 
 SUPERSEDED_DELAY_S = 1.5
 # The events of a send_message run whose call is approved, in order.
@@ -61,12 +61,6 @@ APPROVED_SEND_EVENTS = [
 def server() -> Iterator[ChatCompletionsServer]:
     with ChatCompletionsServer() as chat:
         yield chat
-
-
-@pytest.fixture
-def restartable_store(store_kind: str) -> None:
-    if store_kind != "sqlite":
-        pytest.skip("a restart after kill -9 only makes sense on a store that outlives the process")
 
 
 @pytest.fixture

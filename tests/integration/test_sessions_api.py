@@ -131,7 +131,8 @@ def test_a_two_turn_session_answers_from_the_first_turn(app: Callable[..., Funch
     assert second["output"] == "Your name is Ada."
     assert second["links"]["status"].endswith(f"/api/runs/{second['id']}")
 
-    state = session(host, sid)
+    # The run answers as soon as it completes; the session's loop records the turn just after.
+    state = idle_with_turns(host, sid, 2)
     assert state["session_id"] == sid and state["agent"] == "assistant" and state["status"] == "idle"
     assert [t["run_id"] for t in state["turns"]] == [first["id"], second["id"]]
     assert [t["status"] for t in state["turns"]] == ["completed", "completed"]
@@ -163,7 +164,8 @@ def test_messages_queue_behind_the_running_turn_and_run_in_order(app: Callable[.
     status, third = send(host, sid, "and times 10?")
     assert status == 202
 
-    waiting = session(host, sid)
+    # A message is accepted (202) once it is on its way to the loop, which queues it a moment later.
+    waiting = poll("both messages queued", lambda: session(host, sid), lambda s: len(s["queued"]) >= 2)
     assert waiting["status"] == "active"
     assert waiting["active_run"] == held["run_id"]
     assert waiting["queued"] == [second["run_id"], third["run_id"]]
@@ -278,7 +280,7 @@ def test_the_session_token_budget_counts_every_turn(app: Callable[..., FunchostP
     assert status == 200, second
     assert second["status"] == "budget_exceeded"
 
-    state = session(host, sid)
+    state = idle_with_turns(host, sid, 2)  # the loop records the turn's end just after the run answers
     assert [t["status"] for t in state["turns"]] == ["completed", "budget_exceeded"]
     assert state["usage"]["total_tokens"] == first["usage"]["total_tokens"] + second["usage"]["total_tokens"] > 1000
 
@@ -296,8 +298,9 @@ def test_get_and_delete_a_session(app: Callable[..., FunchostProcess]) -> None:
     res = host.delete(f"/api/sessions/{sid}")
     assert res.status == 202, res.text
     assert res.json() == {"session_id": sid, "deleted": True, "terminated_runs": [held["run_id"]]}
-    assert instance(host, f"session-{sid}")["runtimeStatus"] == "Terminated"
-    assert instance(host, held["run_id"])["runtimeStatus"] == "Terminated"
+    # A termination is accepted, then applied: wait for each instance to end, and check how it ended.
+    assert host.wait_for_status(f"session-{sid}")["runtimeStatus"] == "Terminated"
+    assert host.wait_for_status(held["run_id"])["runtimeStatus"] == "Terminated"
     poll("the deleted session to be gone", lambda: host.get(f"/api/sessions/{sid}").status, lambda s: s == 404)
     assert host.delete(f"/api/sessions/{sid}").status == 404
 

@@ -242,11 +242,10 @@ def test_workflow_controls_answer_errors_in_the_error_shape(host: FunchostProces
 
 
 @pytest.mark.crash
+@pytest.mark.usefixtures("restartable_store")
 def test_a_kill_during_the_approval_wait_loses_nothing_and_publishes_once(
-    start_host: StartHost, host: FunchostProcess, env: dict[str, str], outbox: Path, store_kind: str
+    start_host: StartHost, host: FunchostProcess, env: dict[str, str], outbox: Path
 ) -> None:
-    if store_kind != "sqlite":
-        pytest.skip("a restart after kill -9 only makes sense on a store that outlives the process")
     wf = start(host, "publish", {"content": CONTENT, "approvers": ["alice", "bob"], "timeout_s": 60, "reminder_s": 0.2})
     assert decide(host, wf, "mallory", "approve").status == 403
     wait_until(

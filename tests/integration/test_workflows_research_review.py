@@ -74,12 +74,6 @@ def host(start_host: StartHost, tmp_path: Path) -> FunchostProcess:
     return start_host(REPO_ROOT, env={"AGENT_MODEL_PROVIDER": "offline", "OUTBOX_DIR": str(tmp_path / "outbox")})
 
 
-@pytest.fixture
-def restartable_store(store_kind: str) -> None:
-    if store_kind != "sqlite":
-        pytest.skip("a restart after kill -9 only makes sense on a store that outlives the process")
-
-
 # --- helpers --------------------------------------------------------------------------------------
 
 
@@ -186,7 +180,7 @@ def test_one_failing_subtopic_is_listed_as_failed_and_the_report_still_written(
         wf = start(host, "research", {"topic": TOPIC, "max_subtopics": 4, "parallelism": 2})["id"]
         seen: list[dict[str, Any]] = []
         deadline = time.monotonic() + 60
-        while (view := get_workflow(host, wf))["status"] == "running":
+        while (view := get_workflow(host, wf))["status"] in ("pending", "running"):
             seen.append(view["progress"])
             assert time.monotonic() < deadline, view
             time.sleep(0.05)
@@ -339,7 +333,7 @@ def test_a_kill_during_the_fan_out_repeats_no_finished_child_run(start_host: Sta
         wf = start(host, "research", {"topic": TOPIC, "max_subtopics": 4, "parallelism": 2, "tenant": "acme"})["id"]
         deadline = time.monotonic() + 60
         while not 1 <= (view := get_workflow(host, wf))["progress"].get("done", 0) < 3:
-            assert time.monotonic() < deadline and view["status"] == "running", view
+            assert time.monotonic() < deadline and view["status"] in ("pending", "running"), view
             time.sleep(0.02)
         finished = [c["run_id"] for c in view["children"] if c["status"] == "completed"]
         requests_before = server.requests
