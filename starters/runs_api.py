@@ -18,6 +18,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -307,18 +308,33 @@ async def _answer(req: func.HttpRequest, client: Any, run_id: str) -> func.HttpR
     return run_response(req, status, 202) if status else run_not_found(run_id)
 
 
-@bp.route(route="runs/{run_id}/approvals", methods=["POST"])
-@bp.durable_client_input(client_name="client")
-async def decide_run_approvals(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """Approve or reject tool calls a run is waiting on."""
+Parse = Callable[[bytes], dict[str, Any]]
+Refusal = Callable[[str, dict[str, Any], dict[str, Any]], func.HttpResponse | None]
+
+
+async def _tell_live_run(req: func.HttpRequest, client: Any, parse: Parse, event: str,
+                         refuse: Refusal | None = None) -> func.HttpResponse:
+    """What the approve, steer and cancel routes share: parse the body, check the run is live (and, with
+    ``refuse``, that it can take this), raise ``event`` on it and answer 202 with its status."""
     run_id = req.route_params["run_id"]
     try:
-        payload = parse_decisions(req.get_body())
+        payload = parse(req.get_body())
     except BadRequestError as err:
         return bad_request(err)
     status, problem = await _live_run(client, run_id)
     if problem is not None or status is None:
         return problem or run_not_found(run_id)
+    if refuse is not None and (refusal := refuse(run_id, status, payload)) is not None:
+        return refusal
+    problem = await _raise(client, run_id, event, payload)
+    if problem is not None:
+        return problem
+    logger.info("Run %s: %r event raised", run_id, event)
+    return await _answer(req, client, run_id)
+
+
+def _refuse_decisions(run_id: str, status: dict[str, Any], payload: dict[str, Any]) -> func.HttpResponse | None:
+    """Decisions are only for a run waiting for them, and only on the calls it waits on."""
     view = run_view(status)
     if view["status"] != "awaiting_approval":
         return error_response(
@@ -333,49 +349,28 @@ async def decide_run_approvals(req: func.HttpRequest, client: df.DurableOrchestr
             f"Run '{run_id}' is not waiting for a decision on {', '.join(unknown)}; pending: "
             f"{', '.join(sorted(str(p) for p in pending)) or 'none'}.",
         )
-    problem = await _raise(client, run_id, names.APPROVAL_EVENT, payload)
-    if problem is not None:
-        return problem
-    logger.info("Run %s: approval decisions %s", run_id, payload["decisions"])
-    return await _answer(req, client, run_id)
+    return None
+
+
+@bp.route(route="runs/{run_id}/approvals", methods=["POST"])
+@bp.durable_client_input(client_name="client")
+async def decide_run_approvals(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """Approve or reject tool calls a run is waiting on."""
+    return await _tell_live_run(req, client, parse_decisions, names.APPROVAL_EVENT, _refuse_decisions)
 
 
 @bp.route(route="runs/{run_id}/steer", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 async def steer_run(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Add input to a running run; it joins the conversation before the next model call."""
-    run_id = req.route_params["run_id"]
-    try:
-        payload = parse_steer(req.get_body())
-    except BadRequestError as err:
-        return bad_request(err)
-    _, problem = await _live_run(client, run_id)
-    if problem is not None:
-        return problem
-    problem = await _raise(client, run_id, names.STEER_EVENT, payload)
-    if problem is not None:
-        return problem
-    logger.info("Run %s: steered (%d characters)", run_id, len(payload["input"]))
-    return await _answer(req, client, run_id)
+    return await _tell_live_run(req, client, parse_steer, names.STEER_EVENT)
 
 
 @bp.route(route="runs/{run_id}/cancel", methods=["POST"])
 @bp.durable_client_input(client_name="client")
 async def cancel_run(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Ask a run to stop at its next step boundary; it completes as `cancelled`."""
-    run_id = req.route_params["run_id"]
-    try:
-        payload = parse_reason(req.get_body())
-    except BadRequestError as err:
-        return bad_request(err)
-    _, problem = await _live_run(client, run_id)
-    if problem is not None:
-        return problem
-    problem = await _raise(client, run_id, names.CANCEL_EVENT, payload)
-    if problem is not None:
-        return problem
-    logger.info("Run %s: cancel requested", run_id)
-    return await _answer(req, client, run_id)
+    return await _tell_live_run(req, client, parse_reason, names.CANCEL_EVENT)
 
 
 @bp.route(route="runs/{run_id}/terminate", methods=["POST"])

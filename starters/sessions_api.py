@@ -332,10 +332,10 @@ async def post_session_message(req: func.HttpRequest, client: df.DurableOrchestr
 # --- reading and deleting -------------------------------------------------------------------------
 
 
-@bp.route(route="sessions/{session_id}", methods=["GET"])
-@bp.durable_client_input(client_name="client")
-async def get_session(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """The session's conversation, turns, usage and status."""
+async def _existing_session(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> SessionSnapshot | func.HttpResponse:
+    """The session the route names, or the answer to give instead (a malformed id, or no such session)."""
     try:
         session_id = _session_id(req)
     except BadRequestError as err:
@@ -343,7 +343,15 @@ async def get_session(req: func.HttpRequest, client: df.DurableOrchestrationClie
     snapshot = await read_session(client, session_id)
     if not snapshot.exists:
         return error_response(404, "session_not_found", f"There is no session {session_id!r}.")
-    return json_response(200, snapshot.view())
+    return snapshot
+
+
+@bp.route(route="sessions/{session_id}", methods=["GET"])
+@bp.durable_client_input(client_name="client")
+async def get_session(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """The session's conversation, turns, usage and status."""
+    found = await _existing_session(req, client)
+    return found if isinstance(found, func.HttpResponse) else json_response(200, found.view())
 
 
 async def _stop_loop(client: df.DurableOrchestrationClient, session_id: str) -> SessionSnapshot:
@@ -363,13 +371,10 @@ async def _stop_loop(client: df.DurableOrchestrationClient, session_id: str) -> 
 @bp.durable_client_input(client_name="client")
 async def delete_session(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Terminate the session's loop and running turn, then delete its state."""
-    try:
-        session_id = _session_id(req)
-    except BadRequestError as err:
-        return bad_request(err)
-    snapshot = await read_session(client, session_id)
-    if not snapshot.exists:
-        return error_response(404, "session_not_found", f"There is no session {session_id!r}.")
+    snapshot = await _existing_session(req, client)
+    if isinstance(snapshot, func.HttpResponse):
+        return snapshot
+    session_id = snapshot.session_id
     runs = {snapshot.active_run} if snapshot.active_run else set()
     if snapshot.loop_alive:
         # The loop goes first: a run terminated while its loop lives would let the loop start the next turn.
