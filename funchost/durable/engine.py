@@ -493,8 +493,14 @@ class Engine:
             return
         current = await self.store.load_entity(entity)
         seen = set(current.recent if current else ())
-        # At-least-once delivery can hand an operation over twice; its request id says it ran already.
-        requests = [m.event["EntityRequest"] for m in messages if m.event["EntityRequest"].get("id") not in seen]
+        # At-least-once delivery can hand an operation over twice, also twice in one batch; its request id
+        # says it ran already.
+        requests: list[Json] = []
+        for message in messages:
+            request = message.event["EntityRequest"]
+            if request.get("id") not in seen:
+                seen.add(request.get("id"))
+                requests.append(request)
         if not requests:
             await self.commit(Checkpoint(consumed=consumed))
             return

@@ -45,6 +45,7 @@ HTTP_ACTIVITY = "BuiltIn::HttpActivity"
 
 # Action types of the SDK's out-of-proc protocol (schema V2).
 CALL_ACTIVITY, CALL_ACTIVITY_RETRY, CALL_SUB, CALL_SUB_RETRY = 0, 1, 2, 3
+ENTITY_REQUEST_NAMESPACE = uuid.UUID("6f0d7a52-3c1e-4b8e-9a57-2d4c8e1f0b93")  # for ``entity_request_id``
 CONTINUE_AS_NEW, CREATE_TIMER, WAIT_FOR_EVENT, CALL_ENTITY, CALL_HTTP, SIGNAL_ENTITY = 4, 5, 6, 7, 8, 9
 WHEN_ANY, WHEN_ALL = 11, 12
 ID_CONSUMING = frozenset({0, 1, 2, 3, 5, 7, 8, 9})
@@ -309,7 +310,8 @@ class EpisodeRunner:
                 f"Orchestrator function '{record.name}' failed: the entity function '{name}' doesn't exist, "
                 "is disabled, or is not an entity function."
             )
-        request: Json = {"op": action.get("operation"), "input": action.get("input"), "id": str(uuid.uuid4()),
+        request: Json = {"op": action.get("operation"), "input": action.get("input"),
+                         "id": entity_request_id(record, task_id),
                          "parent": record.instance_id, "parentExecution": record.execution_id}
         if signal:
             request["signal"] = True
@@ -382,6 +384,16 @@ class EpisodeRunner:
 def _now_of(episode: Episode) -> float:
     """The episode's time (its OrchestratorStarted's), so all the events it writes agree."""
     return episode.at
+
+
+def entity_request_id(record: InstanceRecord, task_id: int) -> str:
+    """The id of an orchestration's entity operation: the same in every replay of the step that sends it.
+
+    A step can be run twice (its messages were sent, then the host died before its history was saved);
+    the entity then receives the operation twice, and drops the second copy by this id instead of
+    applying it again.
+    """
+    return str(uuid.uuid5(ENTITY_REQUEST_NAMESPACE, f"{record.instance_id}\n{record.execution_id}\n{task_id}"))
 
 
 def new_instance(name: str, instance_id: str, input_text: str | None, now: float,

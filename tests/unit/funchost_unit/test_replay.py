@@ -149,6 +149,29 @@ def test_ids_across_fan_out_timer_signal_and_sub_orchestration() -> None:
     assert json.loads(ep.output or "null") == [[1, 2], "c"]
 
 
+def test_a_replayed_step_sends_its_entity_operation_under_the_same_id() -> None:
+    # A step run again after a crash (its messages sent, its history not saved) must not look like a
+    # second operation to the entity: the request id depends on the instance, execution and task id only.
+    runs = []
+    for _ in range(2):
+        inst = Instance("mixed")
+        inst.record.execution_id = "e1"
+        inst.step()
+        ep = inst.step(h.task_completed(T0, 1, "2"), h.task_completed(T0, 0, "1"))
+        ep = inst.step(fired(ep, 2))
+        (signal,) = [m for m in ep.messages if "EntityRequest" in m.event]
+        runs.append(signal.event["EntityRequest"])
+    assert runs[0]["id"] == runs[1]["id"]
+    assert (runs[0]["op"], runs[0].get("signal")) == ("add", True)
+    other = Instance("mixed")
+    other.record.execution_id = "e2"  # a later execution of the same id (continue-as-new, restart)
+    other.step()
+    ep = other.step(h.task_completed(T0, 1, "2"), h.task_completed(T0, 0, "1"))
+    ep = other.step(fired(ep, 2))
+    (signal,) = [m for m in ep.messages if "EntityRequest" in m.event]
+    assert signal.event["EntityRequest"]["id"] != runs[0]["id"]
+
+
 def test_unknown_activity_fails_the_instance_naming_it() -> None:
     ep = Instance("calls_missing").step()
     assert ep.status == FAILED
