@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any, Literal
 
 import azure.functions as func
 
@@ -24,3 +25,18 @@ def error_response(status_code: int, code: str, message: str) -> func.HttpRespon
 
 def bad_request(err: BadRequestError) -> func.HttpResponse:
     return error_response(400, err.code, err.message)
+
+
+async def raise_event(client: Any, instance_id: str, event: str, data: Any) -> Literal["raised", "finished", "missing"]:
+    """Raise `event` on an instance the caller found live; "finished" or "missing" when it ended or vanished
+    in between. The SDK raises bare Exceptions worded by status code (410: gone, 404: no instance)."""
+    try:
+        await client.raise_event(instance_id, event, data)
+    except Exception as exc:
+        text = str(exc)
+        if "gone" in text:
+            return "finished"
+        if "No instance" in text:
+            return "missing"
+        raise
+    return "raised"

@@ -29,7 +29,7 @@ from azure.durable_functions.models.OrchestrationRuntimeStatus import Orchestrat
 import shared_names as names
 from orchestrators.run_contract import TERMINAL_RUN_STATES
 from starters import _validation as v
-from starters._http import BadRequestError, bad_request, error_response
+from starters._http import BadRequestError, bad_request, error_response, raise_event
 from starters.run_views import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -280,16 +280,10 @@ def parse_reason(body: bytes) -> dict[str, Any]:
 
 async def _raise(client: Any, run_id: str, event: str, data: dict[str, Any]) -> func.HttpResponse | None:
     """Raise `event` on the run; an error response when the instance is gone by now, else None."""
-    try:
-        await client.raise_event(run_id, event, data)
-    except Exception as exc:  # the SDK raises bare Exceptions worded by status code
-        text = str(exc)
-        if "gone" in text:
-            return run_finished(run_id, "finished")
-        if "No instance" in text:
-            return run_not_found(run_id)
-        raise
-    return None
+    outcome = await raise_event(client, run_id, event, data)
+    if outcome == "finished":
+        return run_finished(run_id, "finished")
+    return run_not_found(run_id) if outcome == "missing" else None
 
 
 async def _live_run(client: Any, run_id: str) -> tuple[dict[str, Any] | None, func.HttpResponse | None]:

@@ -25,7 +25,7 @@ the SDK's DurableOrchestrationClient, so the routes behave the same under the re
 # functions below when it indexes the app, so they must be real objects, not strings.
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import azure.durable_functions as df
@@ -40,7 +40,8 @@ from orchestrators.publish_workflow import DECISIONS, PublishRequest
 from orchestrators.run_contract import event_data
 from orchestrators.watch_workflow import DEFAULT_MIN_SCORE, WatchRequest
 from starters import _validation as v
-from starters._http import BadRequestError, bad_request, error_response
+from starters._http import BadRequestError, bad_request, error_response, raise_event
+from starters.run_views import TERMINAL_RUNTIME_STATUSES
 from starters.workflows_api import answer_with_workflow, start_parsed
 
 logger = logging.getLogger(__name__)
@@ -63,7 +64,6 @@ MAX_MIN_SCORE = 1_000.0
 MAX_DIGEST_DOCUMENTS = 10
 # Publish states in which the workflow still takes a decision.
 DECIDING_STATES = ("starting", "waiting_for_decision", "sending_reminder")
-TERMINAL_RUNTIME = ("Completed", "Failed", "Terminated", "Canceled")
 
 
 # --- bodies -------------------------------------------------------------------------------------
@@ -195,18 +195,36 @@ def _runtime(status: Any) -> str:
     return str(runtime.value if runtime is not None else "Pending")
 
 
+def _finished(workflow_id: str) -> func.HttpResponse:
+    return error_response(409, "workflow_finished", f"Workflow '{workflow_id}' has finished.")
+
+
 async def _raise(client: Any, workflow_id: str, event: str, data: dict[str, Any]) -> func.HttpResponse | None:
     """Raise `event`; the error response when the instance finished or vanished meanwhile, else None."""
+    outcome = await raise_event(client, workflow_id, event, data)
+    if outcome == "finished":
+        return _finished(workflow_id)
+    return not_found(workflow_id) if outcome == "missing" else None
+
+
+async def _live_workflow(
+    req: func.HttpRequest, client: Any, parse: Callable[[bytes], dict[str, Any]], kind: str, code: str, why: str
+) -> tuple[str, dict[str, Any], Any] | func.HttpResponse:
+    """What the decision and stop routes share: the parsed body and the status of the workflow the route
+    names, when it is a live workflow of `kind`; else the answer to give (`code` and `why` for another kind)."""
+    workflow_id = req.route_params["workflow_id"]
     try:
-        await client.raise_event(workflow_id, event, data)
-    except Exception as exc:  # the SDK raises bare Exceptions worded by status code
-        text = str(exc)
-        if "gone" in text:
-            return error_response(409, "workflow_finished", f"Workflow '{workflow_id}' has finished.")
-        if "No instance" in text:
-            return not_found(workflow_id)
-        raise
-    return None
+        payload = parse(req.get_body())
+    except BadRequestError as err:
+        return bad_request(err)
+    found, status = await _workflow(client, workflow_id)
+    if status is None:
+        return not_found(workflow_id)
+    if found != kind:
+        return error_response(409, code, f"Workflow '{workflow_id}' is a {found} workflow; {why}")
+    if _runtime(status) in TERMINAL_RUNTIME_STATUSES:
+        return _finished(workflow_id)
+    return workflow_id, payload, status
 
 
 # --- routes -------------------------------------------------------------------------------------
@@ -237,20 +255,11 @@ async def start_digest_workflow(req: func.HttpRequest, client: df.DurableOrchest
 @bp.durable_client_input(client_name="client")
 async def decide_workflow(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Approve or reject the content of a publish workflow, as one of its approvers."""
-    workflow_id = req.route_params["workflow_id"]
-    try:
-        payload = parse_decision(req.get_body())
-    except BadRequestError as err:
-        return bad_request(err)
-    kind, status = await _workflow(client, workflow_id)
-    if status is None:
-        return not_found(workflow_id)
-    if kind != "publish":
-        return error_response(
-            409, "no_decision", f"Workflow '{workflow_id}' is a {kind} workflow; only publish workflows take decisions."
-        )
-    if _runtime(status) in TERMINAL_RUNTIME:
-        return error_response(409, "workflow_finished", f"Workflow '{workflow_id}' has finished.")
+    live = await _live_workflow(req, client, parse_decision, "publish", "no_decision",
+                                "only publish workflows take decisions.")
+    if isinstance(live, func.HttpResponse):
+        return live
+    workflow_id, payload, status = live
     state = event_data(status.custom_status).get("state") or "starting"
     if state not in DECIDING_STATES:
         return error_response(
@@ -281,22 +290,11 @@ async def decide_workflow(req: func.HttpRequest, client: df.DurableOrchestration
 @bp.durable_client_input(client_name="client")
 async def stop_workflow(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Ask a digest to stop: it finishes its current cycle and completes with its output."""
-    workflow_id = req.route_params["workflow_id"]
-    try:
-        payload = parse_stop(req.get_body())
-    except BadRequestError as err:
-        return bad_request(err)
-    kind, status = await _workflow(client, workflow_id)
-    if status is None:
-        return not_found(workflow_id)
-    if kind != "digest":
-        return error_response(
-            409,
-            "not_stoppable",
-            f"Workflow '{workflow_id}' is a {kind} workflow; only a digest is stopped (it runs until asked).",
-        )
-    if _runtime(status) in TERMINAL_RUNTIME:
-        return error_response(409, "workflow_finished", f"Workflow '{workflow_id}' has finished.")
+    live = await _live_workflow(req, client, parse_stop, "digest", "not_stoppable",
+                                "only a digest is stopped (it runs until asked).")
+    if isinstance(live, func.HttpResponse):
+        return live
+    workflow_id, payload, _ = live
     problem = await _raise(client, workflow_id, names.STOP_EVENT, payload)
     if problem is not None:
         return problem

@@ -309,7 +309,7 @@ class Engine:
             stale = message.execution_id is not None and message.execution_id != record.execution_id
             # Stale and duplicate messages first: one processed already but never deleted (a crash before
             # its deletion) comes back with a high dequeue count, and is not poison for that.
-            if stale or record.is_terminal or self._is_duplicate(ev, past) or self._is_duplicate(ev, batch):
+            if stale or self._is_duplicate(ev, past) or self._is_duplicate(ev, batch):
                 consumed.append(message.id)
             elif message.dequeue_count > self.settings.max_dequeue_count:
                 consumed.append(message.id)

@@ -26,9 +26,9 @@ table transaction for the history (one more per 99 events past the first 99), en
 ``_azure_batch``; then, off the engine's path and a little later (``_azure_finisher``), one row write
 per instance for all its steps in that time and one delete per consumed message. An activity's result
 is not sent: its work item carries it (``Delivery.carry``). A step of a chain thus waits for 2 calls in
-a row (the work item's send, the history transaction) and leaves 1 delete behind. A 3-activity chain,
-measured: 15 calls (the sentinel read of the start, 4 sends, 5 history transactions, 1 instance row,
-4 deletes).
+a row (the work item's send, the history transaction) and leaves 1 delete behind. A 3-activity chain
+thus makes 15 calls: the sentinel read of its start, 4 sends (the start, 3 work items), 5 history
+transactions, 1 instance row and 4 deletes; 10 of them one after the other.
 """
 
 from __future__ import annotations
@@ -106,10 +106,11 @@ class _Open:
         # Their HTTP sessions trust the environment by default, which makes every request look up proxy
         # settings and ~/.netrc in a worker thread: two thread hops per storage call, a good part of a
         # chain step. Only a machine with proxy settings needs that.
+        use_env = _proxy_configured()
         self.table_service = TableServiceClient(settings.table_endpoint, credential=credential, **options,
-                                                transport=AioHttpTransport(use_env_settings=_proxy_configured()))
+                                                transport=AioHttpTransport(use_env_settings=use_env))
         self.queue_service = QueueServiceClient(settings.queue_endpoint, credential=credential, **options,
-                                                transport=AioHttpTransport(use_env_settings=_proxy_configured()))
+                                                transport=AioHttpTransport(use_env_settings=use_env))
         self.tables: dict[str, TableClient] = {name: self.table_service.get_table_client(name)
                                                for name in layout.tables}
         self.queues: dict[str, QueueClient] = {name: self.queue_service.get_queue_client(name)
