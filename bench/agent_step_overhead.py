@@ -27,11 +27,12 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from funchost.testing.process import FunchostProcess  # noqa: E402
+
 from agents.catalogue import get_agent  # noqa: E402
 from agents.loop import run_agent_loop  # noqa: E402
 from agents.models.offline import OfflineModel  # noqa: E402
 from agents.tools.builtin import builtin_registry, services_from_env  # noqa: E402
-from tests.support.funchost_process import FunchostProcess  # noqa: E402
 
 TARGET_MS = 5.0
 WEBHOOKS = "/runtime/webhooks/durabletask"

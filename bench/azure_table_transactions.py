@@ -25,9 +25,8 @@ sys.path.insert(0, str(REPO_ROOT))
 from azure.core.pipeline.transport import AioHttpTransport  # noqa: E402
 from azure.data.tables import UpdateMode  # noqa: E402
 from azure.data.tables.aio import TableClient, TableServiceClient  # noqa: E402
-
 from funchost.stores._azure_batch import Operation, submit  # noqa: E402
-from tests.support.azurite import Azurite, unavailable_reason  # noqa: E402
+from funchost.testing.azurite import Azurite, unavailable_reason  # noqa: E402
 
 
 def rows(n: int) -> tuple[dict[str, object], dict[str, object]]:

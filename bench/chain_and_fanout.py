@@ -49,8 +49,7 @@ sys.path[:0] = [str(REPO_ROOT), str(BENCH_DIR), str(BENCH_DIR / "app")]
 import aiohttp  # noqa: E402
 import chain_steps  # noqa: E402
 from _timing import LatencySummary, Throughput, summarize  # noqa: E402
-
-from tests.support.funchost_process import FunchostProcess  # noqa: E402
+from funchost.testing.process import FunchostProcess  # noqa: E402
 
 INSTANCES = "/runtime/webhooks/durabletask/instances"
 TERMINAL = frozenset({"Completed", "Failed", "Terminated", "Canceled"})
@@ -403,7 +402,7 @@ async def azurite_round_trips(connection_string: str, count: int = 50) -> tuple[
 def run_azure(workdir: Path, outcome: StoreOutcome) -> None:
     """Start an Azurite of this run's own, run funchost on a new task hub in it, stop both (host first)."""
     try:  # the test harness's Azurite module; it needs pytest, which the development requirements have
-        from tests.support.azurite import Azurite, AzuriteError, unavailable_reason
+        from funchost.testing.azurite import Azurite, AzuriteError, unavailable_reason
     except ImportError as err:
         outcome.unavailable = f"cannot load tests/support/azurite.py ({err})"
         return

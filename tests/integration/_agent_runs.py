@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from funchost.testing.process import FunchostProcess
+
 from tests.support.chat_completions_server import ChatCompletionsServer, RecordedRequest, ScriptedResponse
-from tests.support.funchost_process import FunchostProcess
 
 RUNS = "/api/runs"
 ARITHMETIC = "what is 12*(3+4)?"

@@ -9,8 +9,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tests.conftest import StartHost
-from tests.support.funchost_process import REPO_ROOT, FunchostProcess
+from funchost.testing.process import FunchostProcess
+from funchost.testing.pytest_plugin import StartHost
+
+from tests.paths import REPO_ROOT
 
 DIGEST = "/api/documents/digest"
 TERMINAL = ("Completed", "Failed", "Terminated")

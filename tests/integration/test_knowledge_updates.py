@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import StartHost
-from tests.support.funchost_process import REPO_ROOT, FunchostProcess
+from funchost.testing.process import FunchostProcess
+from funchost.testing.pytest_plugin import StartHost
+
+from tests.paths import REPO_ROOT
 
 QUESTION = "What does the knowledge base say about zebra crossings?"
 

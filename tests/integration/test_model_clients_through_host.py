@@ -16,9 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from funchost.testing.process import FunchostProcess
+from funchost.testing.pytest_plugin import StartHost
 
 from orchestrators.retry_policy import PRESETS
-from tests.conftest import StartHost
 from tests.integration._agent_runs import (
     ARITHMETIC,
     MODEL_NAME,
@@ -33,6 +34,7 @@ from tests.integration._agent_runs import (
     types,
     wait_for,
 )
+from tests.paths import REPO_ROOT
 from tests.support.chat_completions_server import (
     ChatCompletionsServer,
     error_response,
@@ -40,7 +42,6 @@ from tests.support.chat_completions_server import (
     text_response,
     tool_call_response,
 )
-from tests.support.funchost_process import REPO_ROOT, FunchostProcess
 
 AZURE_KEY = "azure-test-key"
 DEPLOYMENT = "agents-gpt"

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from funchost.testing.process import FunchostProcess
+from funchost.testing.pytest_plugin import StartHost
+from funchost.testing.waiting import wait_until
 
-from tests.conftest import StartHost
 from tests.integration._agent_runs import (
     ARITHMETIC,
     RUNS,
@@ -37,9 +39,8 @@ from tests.integration._agent_runs import (
     types,
     wait_for,
 )
+from tests.paths import REPO_ROOT
 from tests.support.chat_completions_server import ChatCompletionsServer, text_response, tool_call_response
-from tests.support.funchost_process import REPO_ROOT, FunchostProcess
-from tests.support.waiting import wait_until
 
 SUPERSEDED_DELAY_S = 1.5
 # The events of a send_message run whose call is approved, in order.

@@ -11,12 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from funchost.testing.pytest_plugin import StartHost
 
 from orchestrators.agent_run import TURNS_PER_EXECUTION
-from tests.conftest import StartHost
 from tests.integration._agent_runs import events_after, get_run, openai_env, start_run, wait_for
+from tests.paths import REPO_ROOT
 from tests.support.chat_completions_server import ChatCompletionsServer, text_response, tool_call_response
-from tests.support.funchost_process import REPO_ROOT
 
 TOOL_TURNS = 9
 

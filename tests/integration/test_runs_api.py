@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from funchost.testing.process import FunchostProcess, HttpResult
+from funchost.testing.pytest_plugin import StartHost
 
-from tests.conftest import StartHost
-from tests.support.funchost_process import REPO_ROOT, FunchostProcess, HttpResult
+from tests.paths import REPO_ROOT
 
 RUNS = "/api/runs"
 ARITHMETIC = "what is 12*(3+4)?"

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from funchost.testing.process import FunchostProcess
+from funchost.testing.pytest_plugin import StartHost
 
-from tests.conftest import StartHost
-from tests.support.funchost_process import REPO_ROOT, FunchostProcess
+from tests.paths import REPO_ROOT
 
 DURABLE = "/runtime/webhooks/durabletask"
 SEND = "send a message to ops: the deploy is done"

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from funchost.testing.process import FunchostProcess
+from funchost.testing.pytest_plugin import StartHost
 
 from orchestrators.watch_workflow import CHECKS_PER_EXECUTION
-from tests.conftest import StartHost
-from tests.support.funchost_process import REPO_ROOT, FunchostProcess
+from tests.paths import REPO_ROOT
 
 WORKFLOWS = "/api/workflows"
 CONTENT = "Release 1.2 is out: faster approvals and a new digest."

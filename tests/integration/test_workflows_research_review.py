@@ -18,12 +18,13 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from funchost.testing.process import FunchostProcess, HttpResult
+from funchost.testing.pytest_plugin import StartHost
 
 from agents.knowledge import knowledge_from_env
-from tests.conftest import StartHost
 from tests.integration._agent_runs import events_after, openai_env, types
+from tests.paths import REPO_ROOT
 from tests.support.chat_completions_server import ChatCompletionsServer, RecordedRequest
-from tests.support.funchost_process import REPO_ROOT, FunchostProcess, HttpResult
 
 WORKFLOWS = "/api/workflows"
 TOPIC = "durable functions patterns"

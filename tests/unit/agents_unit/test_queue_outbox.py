@@ -13,9 +13,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from funchost.testing.azurite import Azurite
 
 from agents.tools.outbox import LocalSendMarkers, OutboxMessage, QueueOutbox, TableSendMarkers
-from tests.support.azurite import Azurite
 
 pytestmark = pytest.mark.azurite
 

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import StartHost
+from funchost.testing.process import FunchostProcess
+from funchost.testing.pytest_plugin import StartHost
 from tests.integration._durable_helpers import (
     APP,
     DURABLE,
@@ -24,7 +25,6 @@ from tests.integration._durable_helpers import (
     start,
     wait_until_waiting,
 )
-from tests.support.funchost_process import FunchostProcess
 
 Case = tuple[str, str, Any]  # method, path, JSON body (None: no body)
 

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import StartHost
-from tests.support.funchost_process import TEST_APPS, FunchostProcess, HttpResult
+from funchost.testing.process import FunchostProcess, HttpResult
+from funchost.testing.pytest_plugin import StartHost
+from tests.paths import TEST_APPS
 
 SECRET_ERROR_TEXT = "kaboom-4f2a-internal-detail"  # raised by tests/apps/http_routes `boom` and `async_boom`
 

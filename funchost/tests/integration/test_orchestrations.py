@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import StartHost
+from funchost.testing.process import FunchostProcess
+from funchost.testing.pytest_plugin import StartHost
 from tests.integration._durable_helpers import (
     APP,
     DURABLE,
@@ -30,7 +31,6 @@ from tests.integration._durable_helpers import (
     wait_for,
     wait_until_waiting,
 )
-from tests.support.funchost_process import FunchostProcess
 
 
 @pytest.fixture

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import StartHost
-from tests.support.funchost_process import FunchostProcess
-from tests.support.waiting import wait_until
+from funchost.testing.process import FunchostProcess
+from funchost.testing.pytest_plugin import StartHost
+from funchost.testing.waiting import wait_until
 
 pytestmark = pytest.mark.crash
 

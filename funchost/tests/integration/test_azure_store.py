@@ -50,7 +50,8 @@ from funchost.stores.base import (
     Json,
     Message,
 )
-from tests.support.azurite import ACCOUNT_KEY, ACCOUNT_NAME, Azurite, free_ports, start_or_skip
+from funchost.testing.azurite import ACCOUNT_KEY, ACCOUNT_NAME, Azurite, free_ports
+from funchost.testing.pytest_plugin import start_or_skip
 
 pytestmark = pytest.mark.azurite
 

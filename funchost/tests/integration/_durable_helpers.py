@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.support.funchost_process import FunchostProcess, HttpResult
+from funchost.testing.process import FunchostProcess, HttpResult
 
 APP = "orchestrations"
 DURABLE = "/runtime/webhooks/durabletask"

@@ -12,7 +12,8 @@ import re
 
 import pytest
 
-from tests.conftest import StartHost
+from funchost.testing.process import FunchostProcess
+from funchost.testing.pytest_plugin import StartHost
 from tests.integration._durable_helpers import (
     APP,
     finished,
@@ -23,7 +24,6 @@ from tests.integration._durable_helpers import (
     unique_id,
     wait_until_waiting,
 )
-from tests.support.funchost_process import FunchostProcess
 
 STEP_TWO_SETTING = "ORCHESTRATIONS_APP_STEP_TWO"  # read by the app's `switch_step_two`
 

@@ -1,4 +1,4 @@
-"""tests/support/azurite.py: free ports, the connection string, the unavailable reasons, and a real
+"""funchost.testing.azurite and the plugin's skip rules: free ports, the connection string, the unavailable reasons, and a real
 Azurite started, restarted and stopped (those last tests are marked `azurite`)."""
 
 from __future__ import annotations
@@ -11,20 +11,18 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableServiceClient
 from azure.storage.queue import QueueServiceClient
 
-from tests.support.azurite import (
+from funchost.testing.azurite import (
     ACCOUNT_KEY,
     ACCOUNT_NAME,
-    AZURITE_BIN,
     SERVICES,
     Azurite,
     AzuriteUnavailableError,
-    ci_requires_azurite,
     connection_string,
+    find_azurite,
     free_ports,
-    skip_or_fail,
-    start_or_skip,
     unavailable_reason,
 )
+from funchost.testing.pytest_plugin import ci_requires_azurite, skip_or_fail, start_or_skip
 
 
 def parse(connection: str) -> dict[str, str]:
@@ -93,15 +91,15 @@ def test_missing_azurite_install_is_named_with_the_fix(monkeypatch: pytest.Monke
 
     assert reason is not None
     assert str(missing) in reason
-    assert "npm ci" in reason
-    with pytest.raises(AzuriteUnavailableError, match="npm ci"):
+    assert "npm install azurite" in reason
+    with pytest.raises(AzuriteUnavailableError, match="npm install azurite"):
         Azurite(location=tmp_path / "data", azurite_bin=missing).start()
 
 
 def test_missing_node_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # a PATH with no node on it
 
-    reason = unavailable_reason(AZURITE_BIN)
+    reason = unavailable_reason(find_azurite())
 
     assert reason is not None and "node is not installed" in reason
     with pytest.raises(AzuriteUnavailableError, match="node"):
@@ -203,3 +201,17 @@ def test_restart_keeps_the_ports_and_every_acknowledged_write(own_azurite: Azuri
             table.get_entity("p", "never-written")
     finally:
         own_azurite.stop()
+
+
+def test_azurite_is_found_in_an_enclosing_node_modules_or_where_azurite_bin_says(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("AZURITE_BIN", raising=False)
+    installed = tmp_path / "node_modules" / ".bin" / "azurite"
+    installed.parent.mkdir(parents=True)
+    installed.write_text("")
+    nested = tmp_path / "project" / "tests"
+    nested.mkdir(parents=True)
+
+    assert find_azurite(nested) == installed
+    monkeypatch.setenv("AZURITE_BIN", str(tmp_path / "elsewhere"))
+    assert find_azurite(nested) == tmp_path / "elsewhere"

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import StartHost
-from tests.support.funchost_process import REPO_ROOT, TEST_APPS, FunchostProcess, free_port
+from funchost.testing.process import FunchostProcess, free_port
+from funchost.testing.pytest_plugin import StartHost
+from tests.paths import TEST_APPS
 
 BROKEN_IMPORT_TEXT = "required setting BROKEN_IMPORT_SETTING is missing"  # raised by tests/apps/broken_import
 MAX_FAILURE_LINES = 40
@@ -27,11 +28,10 @@ MAX_FAILURE_LINES = 40
 def run_funchost(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
     """Run `python -m funchost start ARGS...` to its exit; a host that keeps running fails the test."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH", "")]))
     command = [sys.executable, "-m", "funchost", "start", *args]
     try:
         return subprocess.run(
-            command, cwd=str(REPO_ROOT), env=env, capture_output=True, text=True, timeout=timeout, check=False
+            command, cwd=str(TEST_APPS), env=env, capture_output=True, text=True, timeout=timeout, check=False
         )
     except subprocess.TimeoutExpired as expired:  # subprocess.run has killed it by now
         pytest.fail(f"funchost {' '.join(args)} was still running after {timeout}s; output: {expired.output!r}")

@@ -5,13 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import pytest
-
 
 def wait_until(condition: Callable[[], object], what: str, timeout: float = 20.0) -> None:
-    """Return once ``condition()`` is true; fail the test, naming ``what``, after ``timeout`` seconds."""
+    """Return once ``condition()`` is true; after ``timeout`` seconds raise AssertionError (a test failure)
+    naming ``what``."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(0.01)

@@ -17,7 +17,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.conftest import StartHost
+from funchost.testing.process import FunchostProcess
+from funchost.testing.pytest_plugin import StartHost
 from tests.integration._durable_helpers import (
     APP,
     DURABLE,
@@ -36,7 +37,6 @@ from tests.integration._durable_helpers import (
     wait_for,
     wait_until_waiting,
 )
-from tests.support.funchost_process import FunchostProcess
 
 HIDDEN_ROWS = {"OrchestratorStarted", "OrchestratorCompleted", "TaskScheduled", "SubOrchestrationInstanceCreated"}
 

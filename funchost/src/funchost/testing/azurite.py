@@ -1,8 +1,9 @@
 """Azurite, the Azure Storage emulator, as a child process for the Azure-store tests.
 
-Azurite comes from npm (pinned in package.json, installed into ./node_modules by ``./dev test``, never
-globally). :class:`Azurite` starts it on free loopback ports with its data in a folder of its own, waits
-until its endpoints answer, and stops it by PID with SIGTERM only.
+Azurite comes from npm (``npm install azurite`` into a project's ``node_modules``, never globally): the
+``azurite`` executable is looked up in ``$AZURITE_BIN``, then ``node_modules/.bin`` of the current folder
+and of each folder above it, then ``PATH``. :class:`Azurite` starts it on free loopback ports with its data
+in a folder of its own, waits until its endpoints answer, and stops it by PID with SIGTERM only.
 
 Never SIGKILL: Azurite acknowledges a write while the write is still only in memory and saves its
 databases every five seconds (its autosave interval), so a SIGKILL loses up to five seconds of writes the
@@ -22,13 +23,21 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
 
-import pytest
 
-from tests.support.funchost_process import REPO_ROOT
+def find_azurite(start: Path | None = None) -> Path:
+    """Where the ``azurite`` executable is (see the module docstring); a path that may not exist."""
+    configured = os.environ.get("AZURITE_BIN")
+    if configured:
+        return Path(configured)
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / "node_modules" / ".bin" / "azurite"
+        if candidate.exists():
+            return candidate
+    on_path = shutil.which("azurite")
+    return Path(on_path) if on_path else here / "node_modules" / ".bin" / "azurite"
 
-AZURITE_BIN = REPO_ROOT / "node_modules" / ".bin" / "azurite"
 
 ACCOUNT_NAME = "devstoreaccount1"
 # The development-storage account key every Azure Storage emulator accepts; public and documented, not a secret.
@@ -75,12 +84,14 @@ def connection_string(blob_port: int, queue_port: int, table_port: int, host: st
     ])
 
 
-def unavailable_reason(azurite_bin: Path = AZURITE_BIN) -> str | None:
+def unavailable_reason(azurite_bin: Path | None = None) -> str | None:
     """Why Azurite cannot run here, or None when it can."""
     if shutil.which("node") is None:
         return "node is not installed (Azurite, the Azure Storage emulator, runs on Node.js)"
+    azurite_bin = azurite_bin or find_azurite()
     if not azurite_bin.exists():
-        return f"Azurite is not installed: {azurite_bin} is missing (./dev test runs `npm ci` to install it)"
+        return (f"Azurite is not installed: {azurite_bin} is missing (install it with `npm install azurite`, "
+                "or set AZURITE_BIN)")
     return None
 
 
@@ -106,7 +117,7 @@ class Azurite:
 
     location: Path
     log_path: Path | None = None
-    azurite_bin: Path = AZURITE_BIN
+    azurite_bin: Path = field(default_factory=find_azurite)
     ports: dict[str, int] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
 
@@ -206,24 +217,3 @@ class Azurite:
         if self.log_path and self.log_path.exists():
             return self.log_path.read_text(errors="replace")[-5000:]
         return "(no log captured)"
-
-
-def ci_requires_azurite() -> bool:
-    """Under CI every store is tested: a machine that cannot run Azurite fails instead of skipping."""
-    return os.environ.get("CI", "").strip().lower() in ("true", "1")
-
-
-def start_or_skip(server: Azurite) -> Azurite:
-    """Start `server`; where Azurite cannot run here, skip the calling test with the reason, or under
-    CI=true fail it."""
-    reason = unavailable_reason(server.azurite_bin)
-    if reason:
-        skip_or_fail(reason)
-    return server.start()
-
-
-def skip_or_fail(reason: str) -> NoReturn:
-    """Skip the calling test with the reason Azurite cannot run; under CI=true fail it instead."""
-    if ci_requires_azurite():
-        pytest.fail(f"CI=true and the Azure-store tests cannot run: {reason}", pytrace=False)
-    pytest.skip(f"Azure-store tests skipped: {reason}")

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import StartHost
-from tests.support.funchost_process import FunchostProcess, HttpResult
+from funchost.testing.process import FunchostProcess, HttpResult
+from funchost.testing.pytest_plugin import StartHost
 
 ENTITIES = "/runtime/webhooks/durabletask/entities"
 COUNTER_FAILURE_TEXT = "counter refused the operation"  # raised by the Counter's `fail` operation

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import StartHost
+from funchost.testing.azurite import Azurite
+from funchost.testing.process import FunchostProcess
+from funchost.testing.pytest_plugin import StartHost
+from funchost.testing.waiting import wait_until
 from tests.integration._durable_helpers import finished, start, start_public
-from tests.support.azurite import Azurite
-from tests.support.funchost_process import FunchostProcess
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.azurite
 

@@ -1,8 +1,9 @@
 """Start funchost as a real child process on a free port, for integration tests and benchmarks.
 
 Tests drive the host only over HTTP, exactly as a user would, so this module knows nothing of
-funchost's internals: it runs ``python -m funchost start APP_DIR --port P --store S`` and waits
-for ``GET /admin/host/status`` to answer.
+funchost's internals: it runs ``python -m funchost start APP_DIR --port P --store S`` (with the
+interpreter running the tests, so the funchost installed next to them) and waits for
+``GET /admin/host/status`` to answer.
 """
 
 from __future__ import annotations
@@ -19,9 +20,6 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-TEST_APPS = REPO_ROOT / "tests" / "apps"
 
 
 def free_port() -> int:
@@ -65,13 +63,12 @@ class FunchostProcess:
         args = [sys.executable, "-m", "funchost", "start", str(self.app_dir),
                 "--port", str(self.port), "--store", self.store, *self.extra_args]
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH", "")]))
         if self.log_path:
             with open(self.log_path, "ab") as log:
-                self.process = subprocess.Popen(args, cwd=str(REPO_ROOT), env=env, stdout=log,
+                self.process = subprocess.Popen(args, cwd=str(self.app_dir), env=env, stdout=log,
                                                 stderr=subprocess.STDOUT)
         else:
-            self.process = subprocess.Popen(args, cwd=str(REPO_ROOT), env=env, stdout=subprocess.DEVNULL,
+            self.process = subprocess.Popen(args, cwd=str(self.app_dir), env=env, stdout=subprocess.DEVNULL,
                                             stderr=subprocess.STDOUT)
         self.wait_ready(timeout)
         return self
