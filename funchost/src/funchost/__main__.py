@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
+from funchost.cli import console_main
 
-from funchost.cli import main
-
-sys.exit(main())
+console_main()

@@ -89,6 +89,21 @@ def _short_error(exc: BaseException, script: Path) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
+def put_app_first_on_sys_path(app_dir: Path) -> None:
+    """The app's folder first, then its ``.python_packages/lib/site-packages`` when it has one, then the
+    interpreter's own path (the app's installed dependencies).
+
+    This is the order of the Python worker on Linux Dedicated/Premium plans (its DependencyManager:
+    the app folder, then .python_packages, then the worker's own packages), so a package in the app folder
+    wins over an installed one of the same name. The entry Python itself put first for funchost (the
+    folder it was started from) is dropped by the entry points (see ``funchost.cli.drop_launch_path``).
+    """
+    packages = app_dir / ".python_packages" / "lib" / "site-packages"
+    first = [str(app_dir)] + ([str(packages)] if packages.is_dir() else [])
+    sys.path[:] = first + [entry for entry in sys.path if entry not in first]
+    sys.path_importer_cache.clear()
+
+
 def import_app(app_dir: Path, script_name: str | None = None) -> Any:
     """Import the app's script as module ``function_app`` and return its FunctionRegister."""
     script_name = script_name or os.environ.get("PYTHON_SCRIPT_FILE_NAME") or "function_app.py"
@@ -97,8 +112,7 @@ def import_app(app_dir: Path, script_name: str | None = None) -> Any:
         raise AppLoadError(f"App folder {app_dir} does not exist.")
     if not script.is_file():
         raise AppLoadError(f"No {script_name} in {app_dir}: funchost runs apps of the Python v2 programming model.")
-    if str(app_dir) not in sys.path:
-        sys.path.insert(0, str(app_dir))
+    put_app_first_on_sys_path(app_dir)
     spec = importlib.util.spec_from_file_location(MODULE_NAME, script)
     if spec is None or spec.loader is None:
         raise AppLoadError(f"Cannot load {script}")

@@ -1,4 +1,4 @@
-"""``python -m funchost start [APP_DIR] [--port 7071] [--host 127.0.0.1] [--store SPEC]``."""
+"""``funchost start [APP_DIR] [--port 7071] [--host 127.0.0.1] [--store SPEC]`` (or ``python -m funchost``)."""
 
 from __future__ import annotations
 
@@ -9,24 +9,25 @@ import logging
 import os
 import signal
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from aiohttp import web
 
 from funchost import __version__
 from funchost.app_loader import FunctionIndex, load_app
-from funchost.config import HostConfig, load_host_config, load_local_settings
+from funchost.config import STORAGE_PROVIDER_TYPES, HostConfig, load_host_config, load_local_settings
 from funchost.durable.engine import Engine
 from funchost.errors import FunchostError
+from funchost.host_thread import HostThread
 from funchost.http.server import TriggerRouter, build_app
 from funchost.stores import create_store
+from funchost.worker import Worker, threadpool_size
 
 logger = logging.getLogger("funchost")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m funchost",
+    parser = argparse.ArgumentParser(prog="funchost",
                                      description="Run an Azure Functions Python app and its Durable Functions locally.")
     parser.add_argument("--version", action="version", version=f"funchost {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -63,16 +64,30 @@ def _print_functions(functions: FunctionIndex, router: TriggerRouter, base: str)
     print("\n".join(lines), flush=True)
 
 
-async def _serve(app_dir: Path, config: HostConfig, functions: FunctionIndex, args: argparse.Namespace) -> None:
+def storage_provider_note(config: HostConfig, store_location: str) -> str | None:
+    """The start-up line for a host.json storageProvider.type funchost does not implement (it keeps the task
+    hub in its own store instead and says which), or None for Azure Storage."""
+    kind = config.durable.storage_provider_type
+    if kind == "AzureStorage":
+        return None
+    _, what = STORAGE_PROVIDER_TYPES[kind.lower()]
+    return (f"host.json sets extensions.durableTask.storageProvider.type to '{kind}' ({what}); funchost does "
+            f"not implement that provider and keeps the task hub in {store_location} instead.")
+
+
+async def _serve(app_dir: Path, config: HostConfig, functions: FunctionIndex, worker: Worker,
+                 args: argparse.Namespace, stop: asyncio.Event) -> None:
+    """The host's side, on the host's own loop: HTTP, the Durable engine and the task hub."""
     store = create_store(args.store, app_dir, config.durable)
+    note = storage_provider_note(config, store.location)
+    if note:
+        logger.warning("%s", note)
     logger.info("task hub %s on %s", config.durable.hub_name, store.location)
-    pool = ThreadPoolExecutor(max_workers=max(4, config.durable.max_concurrent_activities),
-                              thread_name_prefix="http")
-    engine = Engine(store, functions, config.durable)
+    engine = Engine(store, functions, config.durable, worker)
     local_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     rpc_base = f"http://{local_host}:{args.port}"
     app = build_app(functions, engine, hub=config.durable.hub_name, route_prefix=config.route_prefix,
-                    rpc_base=rpc_base, pool=pool)
+                    rpc_base=rpc_base, worker=worker)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     try:
@@ -88,16 +103,41 @@ async def _serve(app_dir: Path, config: HostConfig, functions: FunctionIndex, ar
         _print_functions(functions, app["router"], rpc_base)
         print(f"funchost {__version__}: serving {app_dir} on http://{args.host}:{args.port} "
               f"(task hub {config.durable.hub_name}, store {store.location}). Press Ctrl+C to stop.", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         print("Stopping funchost...", flush=True)
     finally:
         await engine.stop()  # closes the task hub
         await runner.cleanup()
-        pool.shutdown(wait=False, cancel_futures=True)
+
+
+async def _run(app_dir: Path, config: HostConfig, args: argparse.Namespace) -> None:
+    """The worker's side, on the main thread's loop as in the Python worker: the app is imported here and
+    its ``async def`` functions run here; the host runs on a thread of its own (see funchost.worker)."""
+    functions = load_app(app_dir)
+    worker = Worker(asyncio.get_running_loop(), threadpool_size())
+    host = HostThread(lambda stop: _serve(app_dir, config, functions, worker, args, stop))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, host.request_stop)
+    try:
+        await host.run()
+    finally:
+        worker.shutdown()
+
+
+def drop_launch_path() -> None:
+    """Remove what Python put first on sys.path for funchost itself: the folder of the ``funchost`` script,
+    or the current folder under ``python -m funchost``. Neither belongs to the hosted app, and the current
+    folder may be a checkout whose own packages (``agents``, ...) would shadow the app's dependencies.
+    Python started with -P (PYTHONSAFEPATH) put nothing there."""
+    if sys.path and not getattr(sys.flags, "safe_path", False):
+        del sys.path[0]
+
+
+def console_main() -> None:
+    """The ``funchost`` command and ``python -m funchost``."""
+    drop_launch_path()
+    sys.exit(main())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,8 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.hub:
             config = dataclasses.replace(config, durable=dataclasses.replace(config.durable, hub_name=args.hub))
         os.environ.setdefault("FUNCTIONS_WORKER_RUNTIME", "python")
-        functions = load_app(app_dir)
-        asyncio.run(_serve(app_dir, config, functions, args))
+        asyncio.run(_run(app_dir, config, args))
     except FunchostError as err:
         print(f"funchost: {err}", file=sys.stderr, flush=True)
         return 1

@@ -32,6 +32,29 @@ class DurableSettings:
     # How long a host holds a queue message it received (Azure Storage store); a crashed host's messages
     # come back after it. DurableTask.AzureStorage defaults to 5 minutes; locally a quick recovery is worth more.
     visibility_timeout_s: int = 10
+    # storageProvider.type: which backend the Durable extension would use (see STORAGE_PROVIDER_TYPES).
+    storage_provider_type: str = "AzureStorage"
+
+
+# The Durable extension's storage providers by their storageProvider.type (compared case-insensitively, as
+# the extension picks a provider factory by name), and what each is, for the start-up line that says
+# funchost keeps the task hub in its own store instead.
+STORAGE_PROVIDER_TYPES = {
+    "azurestorage": ("AzureStorage", "Azure Storage"),
+    "azuremanaged": ("azureManaged", "the Durable Task Scheduler"),
+    "mssql": ("mssql", "Microsoft SQL Server"),
+    "netherite": ("Netherite", "Netherite"),
+}
+
+
+def _storage_provider_type(provider: dict[str, Any]) -> str:
+    value = provider.get("type", "AzureStorage")
+    known = STORAGE_PROVIDER_TYPES.get(str(value).lower()) if isinstance(value, str) else None
+    if known is None:
+        names = ", ".join(name for name, _ in STORAGE_PROVIDER_TYPES.values())
+        raise ConfigError(f"host.json: extensions.durableTask.storageProvider.type {value!r} is not a storage "
+                          f"provider of Durable Functions ({names})")
+    return known[0]
 
 
 @dataclass(frozen=True)
@@ -115,6 +138,7 @@ def load_host_config(app_dir: Path) -> HostConfig:
         max_dequeue_count=_positive_int(provider if isinstance(provider, dict) else {}, "maxDequeueCount", 5),
         visibility_timeout_s=_timespan_seconds(provider if isinstance(provider, dict) else {},
                                                "controlQueueVisibilityTimeout", 10),
+        storage_provider_type=_storage_provider_type(provider if isinstance(provider, dict) else {}),
     )
     return HostConfig(route_prefix=prefix.strip("/"), durable=durable)
 

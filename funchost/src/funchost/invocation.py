@@ -9,6 +9,8 @@ from typing import Any
 import azure.functions as func
 from azure.functions._abc import RetryContext, TraceContext
 
+from funchost.worker import invocation_id_local
+
 
 class _TraceContext(TraceContext):
     @property
@@ -39,13 +41,14 @@ class _RetryContext(RetryContext):
 
 
 class InvocationContext(func.Context):
-    """One invocation's ``func.Context``: a fresh invocation id per call, as in the worker."""
+    """One invocation's ``func.Context``: a fresh invocation id per call, as in the worker, whose contexts all
+    share one ``thread_local_storage`` (the thread running an invocation sets its ``invocation_id``)."""
 
     def __init__(self, function_name: str, function_directory: str = "") -> None:
         self._invocation_id = str(uuid.uuid4())
         self._function_name = function_name
         self._function_directory = function_directory
-        self._thread_local_storage = threading.local()
+        self._thread_local_storage = invocation_id_local
 
     @property
     def invocation_id(self) -> str:

@@ -1,20 +1,16 @@
 """Runs one activity the way the Python worker does: the ``azure.functions`` converters in and out.
 
-Async activities run on the event loop; sync ones in a thread pool sized by
-``maxConcurrentActivityFunctions``. The built-in HTTP activity behind ``context.call_http``
-runs through aiohttp.
+The function runs through the worker (sync ones in its thread pool, async ones on its loop); how many
+run at once is the engine's ``maxConcurrentActivityFunctions``. The built-in HTTP activity behind
+``context.call_http`` is the host's own and runs through aiohttp on the host's loop.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import inspect
 import json
 import logging
 import time
 import traceback
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import aiohttp
@@ -26,14 +22,15 @@ from funchost.durable import history as h
 from funchost.durable.replay import HTTP_ACTIVITY
 from funchost.invocation import InvocationContext
 from funchost.stores.base import ActivityTask, Json
+from funchost.worker import Worker
 
 logger = logging.getLogger(__name__)
 
 
 class ActivityRunner:
-    def __init__(self, functions: FunctionIndex, pool: ThreadPoolExecutor) -> None:
+    def __init__(self, functions: FunctionIndex, worker: Worker) -> None:
         self.functions = functions
-        self.pool = pool
+        self.worker = worker
         self._http: aiohttp.ClientSession | None = None
 
     async def close(self) -> None:
@@ -67,13 +64,10 @@ class ActivityRunner:
         datum = meta.Datum(type="string", value=task.input if task.input is not None else "null")
         argument = ActivityTriggerConverter.decode(datum, trigger_metadata={})
         kwargs: dict[str, Any] = {activity.input_param: argument}
+        context = InvocationContext(activity.name)
         if activity.wants_context:
-            kwargs["context"] = InvocationContext(activity.name)
-        if inspect.iscoroutinefunction(activity.user_fn):
-            result = await activity.user_fn(**kwargs)
-        else:
-            loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(self.pool, functools.partial(activity.user_fn, **kwargs))
+            kwargs["context"] = context
+        result = await self.worker.call(activity.user_fn, kwargs, context.invocation_id)
         encoded = ActivityTriggerConverter.encode(result, expected_type=None)
         return None if encoded.value is None else str(encoded.value)
 

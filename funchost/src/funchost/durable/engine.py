@@ -5,8 +5,11 @@ durable timers are loop timers at their fire time, so nothing waits on a polling
 store stays the source of truth: at start-up the engine re-reads every pending message, due or
 future timer and activity work item, which is how a host killed at any moment resumes.
 
-Each instance (or entity) runs on at most one worker at a time; orchestrator code and entity
-batches run on the event loop (they are deterministic and short), activities on a bounded pool.
+Each instance (or entity) runs on at most one engine worker at a time, so an instance's episodes and an
+entity's batches never overlap and an entity takes its operations in arrival order; different instances
+and entities run side by side. The user code of an episode, a batch or an activity runs through the
+:class:`~funchost.worker.Worker` (its thread pool, or its loop for ``async def`` functions), never on
+this loop, which serves HTTP and talks to the task hub.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import logging
 import time
 import uuid
 from collections import Counter, OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from funchost.app_loader import FunctionIndex
@@ -43,6 +45,7 @@ from funchost.stores.base import (
     Message,
     Store,
 )
+from funchost.worker import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -61,14 +64,13 @@ ACTIVE_STATUSES = (PENDING, RUNNING, SUSPENDED)
 class Engine:
     """Owns one open task hub and runs everything addressed to it."""
 
-    def __init__(self, store: Store, functions: FunctionIndex, settings: DurableSettings) -> None:
+    def __init__(self, store: Store, functions: FunctionIndex, settings: DurableSettings, worker: Worker) -> None:
         self.store = store
         self.functions = functions
         self.settings = settings
-        self.episodes = EpisodeRunner(functions)
-        self._pool = ThreadPoolExecutor(max_workers=settings.max_concurrent_activities,
-                                        thread_name_prefix="activity")
-        self.activities = ActivityRunner(functions, self._pool)
+        self.worker = worker
+        self.episodes = EpisodeRunner(functions, invoke=worker.call_blocking)
+        self.activities = ActivityRunner(functions, worker)
         self._ready: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
         self._running: set[str] = set()
@@ -104,7 +106,6 @@ class Engine:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
         await self.activities.close()
-        self._pool.shutdown(wait=False, cancel_futures=True)
         await self.store.close()
 
     # --- the store's announcements (WorkListener) and waking ---------------------------------
@@ -345,7 +346,7 @@ class Engine:
         checkpoint.consumed.extend(m.id for m, ev in deliver if id(ev) in delivered_ids and m.id is not None)
         if record.status == PENDING:
             record.status = RUNNING
-        episode = self.episodes.run(record, past, events, now)
+        episode = await self.worker.run_in_pool(self.episodes.run, record, past, events, now)
         self._episode_cost[instance_id] = time.time() - now
         checkpoint.new_history.extend(episode.new_history)
         checkpoint.activities.extend(episode.activities)
@@ -504,7 +505,8 @@ class Engine:
         if not requests:
             await self.commit(Checkpoint(consumed=consumed))
             return
-        outcome = run_batch(handler, entity, current, requests)
+        outcome = await self.worker.run_in_pool(run_batch, handler, entity, current, requests,
+                                                self.worker.call_blocking)
         if outcome.state is not None:
             recent = [*(current.recent if current else []), *(str(r.get("id")) for r in requests)]
             outcome.state.recent = recent[-RECENT_ENTITY_REQUESTS:]

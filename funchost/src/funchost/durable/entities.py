@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import azure.functions as func
 
@@ -46,9 +48,10 @@ class BatchOutcome:
     replies: list[Message] = field(default_factory=list)
 
 
-def run_batch(handler: DurableHandler, entity: str, current: EntityRecord | None,
-              requests: list[Json]) -> BatchOutcome:
-    """Run ``requests`` (RequestMessages, in order) against the entity's current state."""
+def run_batch(handler: DurableHandler, entity: str, current: EntityRecord | None, requests: list[Json],
+              invoke: Callable[..., Any] = lambda fn, *args: fn(*args)) -> BatchOutcome:
+    """Run ``requests`` (RequestMessages, in order) against the entity's current state; ``invoke`` calls the
+    SDK's handler (the engine passes the worker's, which runs an ``async def`` one on the worker's loop)."""
     name, key = split_entity_id(entity)
     batch = [{"name": r.get("op"), "input": json.dumps(r.get("input")) if r.get("input") is not None else None,
               "isSignal": bool(r.get("signal"))} for r in requests]
@@ -56,7 +59,7 @@ def run_batch(handler: DurableHandler, entity: str, current: EntityRecord | None
             "state": current.state if current else None, "batch": batch}
     now = time.time()
     try:
-        raw = handler.handle(func.EntityContext(json.dumps(body)))
+        raw = invoke(handler.handle, func.EntityContext(json.dumps(body)))
         result = json.loads(raw)
         results = result.get("results") or []
     except Exception as exc:

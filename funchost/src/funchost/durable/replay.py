@@ -19,7 +19,7 @@ import json
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,8 +131,11 @@ def _json_or_none(value: Any) -> str | None:
     return None if value is None else json.dumps(value)
 
 
+Invoke = Callable[..., Any]  # calls a user function: ``invoke(fn, *args)``
+
+
 def invoke_orchestrator(handler: DurableHandler, record: InstanceRecord, past: list[Json],
-                        new_events: list[Json]) -> tuple[Json, str | None]:
+                        new_events: list[Json], invoke: Invoke) -> tuple[Json, str | None]:
     """Call the SDK once. Returns (orchestrator state, error message if the user code raised)."""
     body = json.dumps({
         "history": [played(e) for e in past] + new_events,
@@ -145,7 +148,7 @@ def invoke_orchestrator(handler: DurableHandler, record: InstanceRecord, past: l
         "defaultHttpAsyncRequestSleepTimeMillseconds": 30000,
     })
     try:
-        result = handler.handle(func.OrchestrationContext(body))
+        result = invoke(handler.handle, func.OrchestrationContext(body))
     except Exception as exc:
         text = str(exc)
         message, marker, state = text.partition(OUT_OF_PROC_MARKER)
@@ -156,10 +159,11 @@ def invoke_orchestrator(handler: DurableHandler, record: InstanceRecord, past: l
 
 
 class EpisodeRunner:
-    """Runs episodes of one instance against the app's functions."""
+    """Runs episodes of one instance against the app's functions; ``invoke`` calls the SDK's handler."""
 
-    def __init__(self, functions: FunctionIndex) -> None:
+    def __init__(self, functions: FunctionIndex, invoke: Invoke = lambda fn, *args: fn(*args)) -> None:
         self.functions = functions
+        self.invoke = invoke
 
     def run(self, record: InstanceRecord, past: list[Json], delivered: list[Json], now: float) -> Episode:
         """Replay ``past`` plus ``delivered`` (this episode's new events) and decide what follows.
@@ -174,7 +178,7 @@ class EpisodeRunner:
                               f"The orchestrator function '{record.name}' doesn't exist, is disabled, "
                               "or is not an orchestrator function.")
         try:
-            state, error = invoke_orchestrator(handler, record, past, new_events)
+            state, error = invoke_orchestrator(handler, record, past, new_events, self.invoke)
         except OrchestrationFailure as failure:
             return self._fail(record, new_events, now, str(failure))
         episode = Episode(status=RUNNING, at=now, new_history=list(new_events))

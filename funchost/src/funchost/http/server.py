@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
@@ -12,6 +11,7 @@ from funchost.durable.api import DurableApi, client_binding
 from funchost.durable.engine import Engine
 from funchost.http.routing import RouteTemplate
 from funchost.http.triggers import HttpInvoker, json_error
+from funchost.worker import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -47,14 +47,14 @@ class TriggerRouter:
 
 
 def build_app(functions: FunctionIndex, engine: Engine, *, hub: str, route_prefix: str, rpc_base: str,
-              pool: ThreadPoolExecutor) -> web.Application:
+              worker: Worker) -> web.Application:
     app = web.Application(client_max_size=100 * 1024 * 1024)
     router = TriggerRouter(functions.http, route_prefix)
 
     def binding_for(request: web.Request) -> str:
         return client_binding(f"{request.scheme}://{request.host}", rpc_base, hub)
 
-    invoker = HttpInvoker(pool, binding_for)
+    invoker = HttpInvoker(worker, binding_for)
 
     async def host_status(request: web.Request) -> web.Response:
         return web.json_response({"state": "Running", "id": "funchost", "processUptime": 0,

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import inspect
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import azure.functions as func
@@ -15,6 +12,7 @@ from aiohttp import web
 
 from funchost.app_loader import HttpFunction
 from funchost.invocation import InvocationContext
+from funchost.worker import Worker
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +51,10 @@ def to_web_response(result: Any) -> web.Response:
 
 
 class HttpInvoker:
-    """Calls user HTTP functions; sync ones run in a thread pool, async ones on the loop."""
+    """Calls user HTTP functions through the worker: sync ones in its pool, async ones on its loop."""
 
-    def __init__(self, pool: ThreadPoolExecutor, client_binding: functools.partial[str] | Any) -> None:
-        self.pool = pool
+    def __init__(self, worker: Worker, client_binding: functools.partial[str] | Any) -> None:
+        self.worker = worker
         self.client_binding = client_binding
 
     async def invoke(self, fn: HttpFunction, request: web.Request, route_params: dict[str, str]) -> web.Response:
@@ -68,11 +66,7 @@ class HttpInvoker:
         if fn.wants_context:
             kwargs["context"] = context
         try:
-            if inspect.iscoroutinefunction(fn.user_fn):
-                result = await fn.user_fn(**kwargs)
-            else:
-                loop = asyncio.get_running_loop()
-                result = await loop.run_in_executor(self.pool, functools.partial(fn.user_fn, **kwargs))
+            result = await self.worker.call(fn.user_fn, kwargs, context.invocation_id)
             return to_web_response(result)
         except Exception:
             logger.exception("Executed 'Functions.%s' (Failed, Id=%s)", fn.name, context.invocation_id)
