@@ -68,7 +68,7 @@ def storage_provider_note(config: HostConfig, store_location: str) -> str | None
     """The start-up line for a host.json storageProvider.type funchost does not implement (it keeps the task
     hub in its own store instead and says which), or None for Azure Storage."""
     kind = config.durable.storage_provider_type
-    if kind == "AzureStorage":
+    if kind.lower() == "azurestorage":
         return None
     _, what = STORAGE_PROVIDER_TYPES[kind.lower()]
     return (f"host.json sets extensions.durableTask.storageProvider.type to '{kind}' ({what}); funchost does "

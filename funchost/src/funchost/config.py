@@ -32,7 +32,8 @@ class DurableSettings:
     # How long a host holds a queue message it received (Azure Storage store); a crashed host's messages
     # come back after it. DurableTask.AzureStorage defaults to 5 minutes; locally a quick recovery is worth more.
     visibility_timeout_s: int = 10
-    # storageProvider.type: which backend the Durable extension would use (see STORAGE_PROVIDER_TYPES).
+    # storageProvider.type as host.json spells it: the backend the Durable extension would use (see
+    # STORAGE_PROVIDER_TYPES).
     storage_provider_type: str = "AzureStorage"
 
 
@@ -54,7 +55,7 @@ def _storage_provider_type(provider: dict[str, Any]) -> str:
         names = ", ".join(name for name, _ in STORAGE_PROVIDER_TYPES.values())
         raise ConfigError(f"host.json: extensions.durableTask.storageProvider.type {value!r} is not a storage "
                           f"provider of Durable Functions ({names})")
-    return known[0]
+    return str(value)  # as host.json spells it, for the messages that quote it
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,10 @@ to completion here with their stdout and stderr captured apart.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -237,3 +239,49 @@ def test_memory_store_runs_orchestrations_and_entities(start_host: StartHost) ->
     state = host.get("/runtime/webhooks/durabletask/entities/counter/mem")
     assert state.status == 200, state.text
     assert state.json() == 5
+
+
+# --- storageProvider.type ---------------------------------------------------------------------------
+
+
+def app_with_storage_provider(tmp_path: Path, provider_type: str) -> Path:
+    app_dir = tmp_path / "app"
+    shutil.copytree(TEST_APPS / "entities", app_dir, ignore=shutil.ignore_patterns(".funchost", "__pycache__"))
+    host_json = json.loads((app_dir / "host.json").read_text())
+    host_json["extensions"]["durableTask"]["storageProvider"] = {"type": provider_type}
+    (app_dir / "host.json").write_text(json.dumps(host_json))
+    return app_dir
+
+
+@pytest.mark.parametrize("store_kind", ["sqlite"])
+@pytest.mark.parametrize(("provider_type", "described"), [("azureManaged", "the Durable Task Scheduler"),
+                                                          ("mssql", "Microsoft SQL Server"),
+                                                          ("netherite", "Netherite")])
+def test_a_storage_provider_funchost_does_not_implement_gets_one_line_naming_the_store_it_uses(
+        start_host: StartHost, tmp_path: Path, provider_type: str, described: str) -> None:
+    host = start_host(app_with_storage_provider(tmp_path, provider_type))
+
+    log = wait_for_log(host, lambda text: "storageProvider.type" in text)
+
+    lines = [line for line in log.splitlines() if "storageProvider.type" in line]
+    assert len(lines) == 1, log
+    assert f"'{provider_type}' ({described})" in lines[0]
+    assert f"keeps the task hub in {tmp_path / 'taskhub.sqlite'} instead" in lines[0]
+    assert host.get("/admin/host/status").status == 200
+
+
+def test_an_unknown_storage_provider_type_is_refused_naming_the_known_ones(tmp_path: Path) -> None:
+    result = run_funchost(str(app_with_storage_provider(tmp_path, "cosmos")), "--port", str(free_port()),
+                          "--store", "memory")
+
+    stderr = assert_short_failure(result)
+    assert "storageProvider.type 'cosmos' is not a storage provider of Durable Functions" in stderr
+    assert "AzureStorage, azureManaged, mssql, Netherite" in stderr
+
+
+@pytest.mark.parametrize("store_kind", ["sqlite"])
+def test_azure_storage_as_the_provider_type_says_nothing(start_host: StartHost, tmp_path: Path) -> None:
+    host = start_host(app_with_storage_provider(tmp_path, "AzureStorage"))
+
+    wait_for_log(host, lambda text: "serving" in text)
+    assert "storageProvider.type" not in host.log()

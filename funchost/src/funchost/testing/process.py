@@ -53,6 +53,8 @@ class FunchostProcess:
     extra_args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     log_path: Path | None = None
+    cwd: Path | None = None  # the folder funchost is started from (default: the app folder)
+    launcher: list[str] = field(default_factory=lambda: [sys.executable, "-m", "funchost"])  # or a `funchost` script
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -60,15 +62,15 @@ class FunchostProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> FunchostProcess:
-        args = [sys.executable, "-m", "funchost", "start", str(self.app_dir),
+        args = [*self.launcher, "start", str(self.app_dir),
                 "--port", str(self.port), "--store", self.store, *self.extra_args]
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         if self.log_path:
             with open(self.log_path, "ab") as log:
-                self.process = subprocess.Popen(args, cwd=str(self.app_dir), env=env, stdout=log,
+                self.process = subprocess.Popen(args, cwd=str(self.cwd or self.app_dir), env=env, stdout=log,
                                                 stderr=subprocess.STDOUT)
         else:
-            self.process = subprocess.Popen(args, cwd=str(self.app_dir), env=env, stdout=subprocess.DEVNULL,
+            self.process = subprocess.Popen(args, cwd=str(self.cwd or self.app_dir), env=env, stdout=subprocess.DEVNULL,
                                             stderr=subprocess.STDOUT)
         self.wait_ready(timeout)
         return self
