@@ -3,7 +3,7 @@
 A checkpoint's history write is a table transaction (two operations for a chain step: a history row and
 the ETag-guarded sentinel). ``funchost/stores/_azure_batch.py`` encodes and decodes it instead of the SDK's
 ``submit_transaction``; this prints what that saves, measured the same way for both, one after the other,
-on an Azurite started for the run (``tests/support/azurite.py``, stopped with SIGTERM at the end).
+on an Azurite started for the run (``funchost.testing.azurite``, stopped with SIGTERM at the end).
 
 Run from the repository root: ``.venv/bin/python bench/azure_table_transactions.py [--count N]``.
 """

@@ -11,9 +11,9 @@ issue 2 point 8, and the Azure Storage task hub on Azurite, issue 4 point 7):
 and DBOS (``dbos_chain.py``) running the same 3-step chain measured the same way, the SQLite/DBOS
 ratios, and each target with PASS or MISS. Timings are printed, never asserted.
 
-funchost runs as a child process (``tests/support/funchost_process.py``) on ``bench/app``, on a fresh
+funchost runs as a child process (``funchost.testing.process``) on ``bench/app``, on a fresh
 SQLite file in a temp dir, then on a task hub with a name of its own in an Azurite started for the run
-(``tests/support/azurite.py``; its data in the same temp dir). This process drives the host over HTTP
+(``funchost.testing.azurite``; its data in the same temp dir). This process drives the host over HTTP
 through keep-alive aiohttp connections, starting instances through the app's HTTP starters (which use
 the SDK's own client) and polling the public status endpoint. DBOS runs in another child process.
 Every child is stopped by PID before the script exits (Azurite with SIGTERM only: it saves its data on
@@ -404,7 +404,7 @@ def run_azure(workdir: Path, outcome: StoreOutcome) -> None:
     try:  # the test harness's Azurite module; it needs pytest, which the development requirements have
         from funchost.testing.azurite import Azurite, AzuriteError, unavailable_reason
     except ImportError as err:
-        outcome.unavailable = f"cannot load tests/support/azurite.py ({err})"
+        outcome.unavailable = f"cannot load funchost.testing.azurite ({err})"
         return
     reason = unavailable_reason()
     if reason:

@@ -1,7 +1,7 @@
 """Faults of the Azure Storage task hub: the storage goes away and comes back, and work that keeps failing.
 
 Azure store only (Azurite). Azurite is stopped with SIGTERM and started again on the same ports and data
-(``Azurite.restart``), never killed: see tests/support/azurite.py for why. The poison tests crash the host
+(``Azurite.restart``), never killed: see funchost.testing.azurite for why. The poison tests crash the host
 for real: a function of a small app written by the test kills its own host process with SIGKILL, which is
 what a worker crash (a segfault in a native library, the OOM killer) does to a message being processed.
 """

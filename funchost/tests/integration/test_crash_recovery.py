@@ -2,7 +2,7 @@
 
 Drives the `crashy` test app (tests/apps/crashy) on every store that outlives the process: a SQLite file,
 and an Azure Storage task hub in Azurite. Only the host is killed, never Azurite (see
-tests/support/azurite.py for why). Each test kills the host with SIGKILL while an instance is in flight,
+funchost.testing.azurite for why). Each test kills the host with SIGKILL while an instance is in flight,
 starts a new host on the same task hub (the `start_host` fixture reuses the test's SQLite file, or its
 Azure task hub name) and checks the instance completes with the right output, that acknowledged messages
 survive, and that activities whose completion was recorded are not run again (at-least-once only for
