@@ -10,12 +10,31 @@ import json
 import os
 import re
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from funchost.errors import ConfigError
 
 DEFAULT_HUB_NAME = "TestHubName"
+
+
+class VersionMatchStrategy(str, Enum):
+    """``versionMatchStrategy``: which instance versions this host runs (DurableTask.Core's enum and values)."""
+
+    NONE = "None"
+    STRICT = "Strict"
+    CURRENT_OR_OLDER = "CurrentOrOlder"
+
+
+class VersionFailureStrategy(str, Enum):
+    """``versionFailureStrategy``: what happens to an instance whose version this host does not run."""
+
+    REJECT = "Reject"
+    FAIL = "Fail"
+
+
+StrategyT = TypeVar("StrategyT", VersionMatchStrategy, VersionFailureStrategy)
 
 
 @dataclass(frozen=True)
@@ -35,6 +54,10 @@ class DurableSettings:
     # storageProvider.type as host.json spells it: the backend the Durable extension would use (see
     # STORAGE_PROVIDER_TYPES).
     storage_provider_type: str = "AzureStorage"
+    # Orchestration versioning; the defaults are DurableTaskOptions' (no version, CurrentOrOlder, Reject).
+    default_version: str | None = None
+    version_match_strategy: VersionMatchStrategy = VersionMatchStrategy.CURRENT_OR_OLDER
+    version_failure_strategy: VersionFailureStrategy = VersionFailureStrategy.REJECT
 
 
 # The Durable extension's storage providers by their storageProvider.type (compared case-insensitively, as
@@ -103,6 +126,35 @@ def _timespan_seconds(section: dict[str, Any], key: str, default: int) -> int:
     return total
 
 
+def _default_version(section: dict[str, Any]) -> str | None:
+    """``defaultVersion``: a string, kept as written; null or absent means no version (as the docs say)."""
+    value = section.get("defaultVersion")
+    if value is None or isinstance(value, str):
+        return value
+    # The Functions host would turn 1.0 into the text "1": a number is refused rather than changed.
+    raise ConfigError(f"host.json: extensions.durableTask.defaultVersion must be a string, like \"1.0\", "
+                      f"not {json.dumps(value)}")
+
+
+def _strategy(section: dict[str, Any], key: str, kind: type[StrategyT], default: StrategyT) -> StrategyT:
+    """An enum setting, read the way the Functions host binds host.json to the extension's options
+    (Enum.Parse with ignoreCase): the name in any case with blanks around it ignored, or the enum's number
+    (members are declared in DurableTask.Core's numeric order)."""
+    value = section.get(key)
+    if value is None:
+        return default
+    members = list(kind)
+    if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+        text = str(value).strip()
+        for member in members:
+            if text.lower() == member.value.lower():
+                return member
+        if re.fullmatch(r"[+-]?[0-9]+", text) and 0 <= int(text) < len(members):
+            return members[int(text)]
+    raise ConfigError(f"host.json: extensions.durableTask.{key} must be one of "
+                      f"{', '.join(member.value for member in members)}, not {json.dumps(value)}")
+
+
 def load_host_config(app_dir: Path) -> HostConfig:
     """Parse ``app_dir/host.json``; a missing file means all defaults, as in the real host."""
     path = app_dir / "host.json"
@@ -140,6 +192,11 @@ def load_host_config(app_dir: Path) -> HostConfig:
         visibility_timeout_s=_timespan_seconds(provider if isinstance(provider, dict) else {},
                                                "controlQueueVisibilityTimeout", 10),
         storage_provider_type=_storage_provider_type(provider if isinstance(provider, dict) else {}),
+        default_version=_default_version(durable_raw),
+        version_match_strategy=_strategy(durable_raw, "versionMatchStrategy", VersionMatchStrategy,
+                                         VersionMatchStrategy.CURRENT_OR_OLDER),
+        version_failure_strategy=_strategy(durable_raw, "versionFailureStrategy", VersionFailureStrategy,
+                                           VersionFailureStrategy.REJECT),
     )
     return HostConfig(route_prefix=prefix.strip("/"), durable=durable)
 

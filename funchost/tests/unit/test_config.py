@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from funchost.config import load_host_config, load_local_settings
+from funchost.config import VersionFailureStrategy, VersionMatchStrategy, load_host_config, load_local_settings
 from funchost.errors import ConfigError
 
 
@@ -70,3 +70,45 @@ def test_queue_visibility_timeout_is_a_timespan(tmp_path: Path) -> None:
         "controlQueueVisibilityTimeout": "30 seconds"}}}})
     with pytest.raises(ConfigError, match="controlQueueVisibilityTimeout"):
         load_host_config(tmp_path)
+
+
+def test_versioning_defaults_are_the_extensions(tmp_path: Path) -> None:
+    durable = load_host_config(tmp_path).durable
+    assert durable.default_version is None
+    assert durable.version_match_strategy is VersionMatchStrategy.CURRENT_OR_OLDER
+    assert durable.version_failure_strategy is VersionFailureStrategy.REJECT
+
+
+@pytest.mark.parametrize("settings, expected", [
+    ({"defaultVersion": "2.0", "versionMatchStrategy": "Strict", "versionFailureStrategy": "Fail"},
+     ("2.0", VersionMatchStrategy.STRICT, VersionFailureStrategy.FAIL)),
+    # Enum names in any case, blanks around them ignored; or the enum's number (Enum.Parse with ignoreCase).
+    ({"defaultVersion": "", "versionMatchStrategy": " currentorolder ", "versionFailureStrategy": "REJECT"},
+     ("", VersionMatchStrategy.CURRENT_OR_OLDER, VersionFailureStrategy.REJECT)),
+    ({"defaultVersion": None, "versionMatchStrategy": 0, "versionFailureStrategy": "1"},
+     (None, VersionMatchStrategy.NONE, VersionFailureStrategy.FAIL)),
+    ({"versionMatchStrategy": "none"}, (None, VersionMatchStrategy.NONE, VersionFailureStrategy.REJECT)),
+])
+def test_versioning_settings(tmp_path: Path, settings: dict[str, object], expected: tuple[object, ...]) -> None:
+    write(tmp_path / "host.json", {"extensions": {"durableTask": settings}})
+    durable = load_host_config(tmp_path).durable
+    assert (durable.default_version, durable.version_match_strategy, durable.version_failure_strategy) == expected
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"versionMatchStrategy": "Latest"},
+     "extensions.durableTask.versionMatchStrategy must be one of None, Strict, CurrentOrOlder, not \"Latest\""),
+    ({"versionMatchStrategy": "Strict, CurrentOrOlder"}, "versionMatchStrategy must be one of"),
+    ({"versionMatchStrategy": 3}, "versionMatchStrategy must be one of None, Strict, CurrentOrOlder, not 3"),
+    ({"versionMatchStrategy": True}, "versionMatchStrategy must be one of"),
+    ({"versionFailureStrategy": "Abandon"},
+     "extensions.durableTask.versionFailureStrategy must be one of Reject, Fail, not \"Abandon\""),
+    ({"versionFailureStrategy": ["Fail"]}, "versionFailureStrategy must be one of Reject, Fail"),
+    ({"defaultVersion": 1.0}, 'extensions.durableTask.defaultVersion must be a string, like "1.0", not 1.0'),
+    ({"defaultVersion": {"major": 1}}, "defaultVersion must be a string"),
+])
+def test_bad_versioning_settings_are_clear_errors(tmp_path: Path, settings: dict[str, object], message: str) -> None:
+    write(tmp_path / "host.json", {"extensions": {"durableTask": settings}})
+    with pytest.raises(ConfigError) as caught:
+        load_host_config(tmp_path)
+    assert message in str(caught.value)

@@ -129,7 +129,10 @@ class DurableApi:
     async def start(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         input_text = await _start_input(request)
-        record = await self.engine.start_new(name, request.match_info.get("instance_id"), input_text)
+        # ?version= (how the SDK's start_new passes one, HttpApiHandler's VersionParameter); absent means
+        # defaultVersion, an empty one means no version.
+        record = await self.engine.start_new(name, request.match_info.get("instance_id"), input_text,
+                                             version=request.query.get("version"))
         timeout = request.query.get("timeout")
         if timeout is None:
             return self._check_status_response(request, record)

@@ -26,6 +26,7 @@ from typing import Any
 from funchost.app_loader import FunctionIndex
 from funchost.config import DurableSettings
 from funchost.durable import history as h
+from funchost.durable import versioning
 from funchost.durable.activities import ActivityRunner
 from funchost.durable.entities import operation_request, run_batch, split_entity_id
 from funchost.durable.history import EventType, OrchestrationStatusCode
@@ -69,7 +70,7 @@ class Engine:
         self.functions = functions
         self.settings = settings
         self.worker = worker
-        self.episodes = EpisodeRunner(functions, invoke=worker.call_blocking)
+        self.episodes = EpisodeRunner(functions, invoke=worker.call_blocking, default_version=settings.default_version)
         self.activities = ActivityRunner(functions, worker)
         self._ready: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
@@ -85,6 +86,7 @@ class Engine:
         self._fetched: dict[str, list[Any]] = {}  # messages an instance's worker holds right now
         self._changed = asyncio.Condition()
         self._stopping = False
+        self._version_refused: set[tuple[str, str]] = set()  # (instance, execution) whose refusal was logged
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -300,6 +302,8 @@ class Engine:
             await self.commit(Checkpoint(consumed=[m.id for m in messages if m.id is not None]))
             return
         record = InstanceRecord(**{**record.__dict__, "engine": json.loads(json.dumps(record.engine))})
+        if await self._refuse_version(record, past, messages, now):
+            return
         consumed: list[Any] = []
         control: list[Json] = []
         deliver: list[tuple[Message, Json]] = []
@@ -360,7 +364,10 @@ class Engine:
         record.custom_status = episode.custom_status
         record.last_updated_time = now
         if episode.continued_as_new:
-            self._continue_as_new(record, episode.continue_as_new_input, episode.carry_over, checkpoint, now)
+            # The next execution keeps the version (DurableTask.Core: NewVersion ?? the current Version; the
+            # Python SDK has no NewVersion).
+            self._continue_as_new(record, episode.continue_as_new_input, episode.carry_over, checkpoint, now,
+                                  version=versioning.started_version([*past, *events]))
         elif episode.status in (COMPLETED, FAILED):
             record.status = episode.status
             record.output = episode.output
@@ -370,6 +377,45 @@ class Engine:
         await self._commit_instance(checkpoint)
         if _later:
             self.wake(instance_id)
+
+    async def _refuse_version(self, record: InstanceRecord, past: list[Json], messages: list[Message],
+                              now: float) -> bool:
+        """The version check before every episode (durable.versioning); True when the episode must not run.
+
+        As DurableTask.Core's dispatcher does it, the check comes before anything of the delivery is applied,
+        terminate and suspend included. Reject: the dispatcher abandons the work item for another worker; a
+        single host has no other worker and its host.json does not change while it runs, so funchost leaves
+        every message where it is (unconsumed, its delivery count untouched) and logs it once: the instance
+        stays as it is until a host whose defaultVersion accepts it starts on the task hub. Fail: the instance
+        fails at once with DurableTask.Core's FailureDetails, and its messages are consumed.
+        """
+        own = [m.event for m in messages if m.execution_id in (None, record.execution_id)]
+        started = versioning.has_start(past)
+        events = past if started else own
+        if not versioning.has_start(events):
+            return False  # not started yet: its events wait for its ExecutionStarted, which is checked then
+        version = versioning.started_version(events)
+        mismatch = versioning.check_version(self.settings, version)
+        if mismatch is None:
+            return False
+        if not mismatch.fail:
+            key = (record.instance_id, record.execution_id)
+            if key not in self._version_refused:
+                self._version_refused.add(key)
+                logger.warning("instance %s: not run: %s. versionFailureStrategy Reject leaves it %s with its %d "
+                               "message(s) in the task hub until a host whose defaultVersion accepts it runs it "
+                               "(change host.json and restart), or it is purged", record.instance_id,
+                               mismatch.describe(), record.status, len(messages))
+            return True
+        logger.error("instance %s: failed: %s (versionFailureStrategy Fail)", record.instance_id, mismatch.describe())
+        checkpoint = Checkpoint(instance=record, consumed=[m.id for m in messages if m.id is not None],
+                                new_history=versioning.failed_history(now, [] if started else own))
+        record.status = FAILED
+        record.output = json.dumps(versioning.MISMATCH_OUTPUT)
+        record.completed_time = now
+        self._notify_parent(record, checkpoint, now, failure=versioning.MISMATCH_OUTPUT)
+        await self._commit_instance(checkpoint)
+        return True
 
     @staticmethod
     def _refuse_child(record: InstanceRecord, child: InstanceRecord, checkpoint: Checkpoint, now: float) -> None:
@@ -464,7 +510,7 @@ class Engine:
         checkpoint.messages.append(Message(parent["instance_id"], ev, parent.get("execution_id")))
 
     def _continue_as_new(self, record: InstanceRecord, input_text: str | None, carry_over: list[Json],
-                         checkpoint: Checkpoint, now: float) -> None:
+                         checkpoint: Checkpoint, now: float, version: str | None = None) -> None:
         record.execution_id = uuid.uuid4().hex
         record.input = input_text
         record.engine = new_engine_state()
@@ -474,7 +520,7 @@ class Engine:
         checkpoint.new_history = []
         started = h.execution_started(now, name=record.name, instance_id=record.instance_id,
                                       execution_id=record.execution_id, input_text=input_text,
-                                      parent=record.parent)
+                                      parent=record.parent, version=version)
         checkpoint.messages.append(Message(record.instance_id, started, record.execution_id))
         checkpoint.messages.extend(Message(record.instance_id, ev) for ev in carry_over)
 
@@ -521,7 +567,10 @@ class Engine:
     async def get(self, instance_id: str) -> tuple[InstanceRecord, list[Json]] | None:
         return await self._load(instance_id)
 
-    async def start_new(self, name: str, instance_id: str | None, input_text: str | None) -> InstanceRecord:
+    async def start_new(self, name: str, instance_id: str | None, input_text: str | None,
+                        version: str | None = None) -> InstanceRecord:
+        """Create a Pending instance of orchestrator ``name``; without a ``version`` it gets defaultVersion
+        (the extension's start handler: ``?version=`` ?? DefaultVersion; an empty one stays empty)."""
         handler = self.functions.orchestrator(name)
         if handler is None:
             known = sorted({o.durable_name for o in self.functions.orchestrators.values()})
@@ -534,7 +583,9 @@ class Engine:
         if existing is not None and existing[0].status in ACTIVE_STATUSES:
             raise ManagementError(409, f"An instance with ID '{instance_id}' already exists and is "
                                        f"{existing[0].status}; wait for it to finish, or terminate it first.")
-        record, start = new_instance(handler.durable_name, instance_id, input_text, time.time())
+        if version is None:
+            version = self.settings.default_version
+        record, start = new_instance(handler.durable_name, instance_id, input_text, time.time(), version=version)
         try:
             await self.commit(Checkpoint(instance=record, replace_history=True, messages=[start]))
         except CheckpointConflictError as err:
@@ -578,6 +629,7 @@ class Engine:
         if not new_id and record.status in ACTIVE_STATUSES:
             raise ManagementError(409, f"Instance '{instance_id}' is {record.status}; only a finished instance "
                                        "can be restarted under the same ID.")
+        # Without a version, as the extension's restart starts it (StartNewAsync): it gets today's defaultVersion.
         return await self.start_new(record.name, None if new_id else instance_id, record.input)
 
     async def purge(self, instance_ids: list[str]) -> int:

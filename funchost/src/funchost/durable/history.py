@@ -92,13 +92,15 @@ def orchestrator_completed(at: float) -> Json:
 
 
 def execution_started(at: float, *, name: str, instance_id: str, execution_id: str, input_text: str | None,
-                      parent: Json | None, version: str | None = "") -> Json:
+                      parent: Json | None, version: str | None = None) -> Json:
+    """The event that starts an execution. ``Version`` is always present (the SDK reads it for
+    ``context.version``); null when the instance has no version, as the extension writes it then."""
     parent_instance = None
     if parent:
         parent_instance = {"Name": parent.get("name"), "TaskScheduleId": parent.get("task_id"),
                            "OrchestrationInstance": {"InstanceId": parent["instance_id"],
                                                      "ExecutionId": parent.get("execution_id")}}
-    return event(EventType.ExecutionStarted, at, Name=name, Version=version or "", Input=input_text,
+    return event(EventType.ExecutionStarted, at, Name=name, Version=version, Input=input_text,
                  OrchestrationInstance={"InstanceId": instance_id, "ExecutionId": execution_id},
                  ParentInstance=parent_instance, Tags=None)
 

@@ -161,9 +161,11 @@ def invoke_orchestrator(handler: DurableHandler, record: InstanceRecord, past: l
 class EpisodeRunner:
     """Runs episodes of one instance against the app's functions; ``invoke`` calls the SDK's handler."""
 
-    def __init__(self, functions: FunctionIndex, invoke: Invoke = lambda fn, *args: fn(*args)) -> None:
+    def __init__(self, functions: FunctionIndex, invoke: Invoke = lambda fn, *args: fn(*args),
+                 default_version: str | None = None) -> None:
         self.functions = functions
         self.invoke = invoke
+        self.default_version = default_version  # host.json defaultVersion, for sub-orchestrations
 
     def run(self, record: InstanceRecord, past: list[Json], delivered: list[Json], now: float) -> Episode:
         """Replay ``past`` plus ``delivered`` (this episode's new events) and decide what follows.
@@ -290,11 +292,18 @@ class EpisodeRunner:
             )
         child_id = instance_id or f"{record.execution_id}:{task_id}"
         input_text = action.get("input")
+        # The SDK sends "version" only when the orchestrator gave one. Without it the child gets defaultVersion,
+        # not its parent's version: a sub-orchestration is a new instance (the extension's versioning docs,
+        # "new orchestrations and sub-orchestrations ... get the version from defaultVersion";
+        # durabletask-dotnet TaskOrchestrationContextWrapper does the same).
+        version = action.get("version")
+        if not isinstance(version, str):
+            version = self.default_version
         episode.new_history.append(h.event(EventType.SubOrchestrationInstanceCreated, now, task_id, Name=name,
-                                           InstanceId=child_id, Input=input_text))
+                                           InstanceId=child_id, Input=input_text, Version=version))
         parent = {"instance_id": record.instance_id, "execution_id": record.execution_id, "task_id": task_id,
                   "name": record.name}
-        child, start = new_instance(handler.durable_name, child_id, input_text, now, parent=parent)
+        child, start = new_instance(handler.durable_name, child_id, input_text, now, parent=parent, version=version)
         episode.new_instances.append(child)
         episode.messages.append(start)
 
@@ -401,12 +410,12 @@ def entity_request_id(record: InstanceRecord, task_id: int) -> str:
 
 
 def new_instance(name: str, instance_id: str, input_text: str | None, now: float,
-                 parent: Json | None = None) -> tuple[InstanceRecord, Message]:
-    """A Pending instance and the ExecutionStarted message that will start it."""
+                 parent: Json | None = None, version: str | None = None) -> tuple[InstanceRecord, Message]:
+    """A Pending instance and the ExecutionStarted message that will start it, carrying ``version``."""
     execution_id = uuid.uuid4().hex
     record = InstanceRecord(instance_id=instance_id, name=name, execution_id=execution_id, status="Pending",
                             input=input_text, created_time=now, last_updated_time=now, parent=parent,
                             engine=new_engine_state())
     started = h.execution_started(now, name=name, instance_id=instance_id, execution_id=execution_id,
-                                  input_text=input_text, parent=parent)
+                                  input_text=input_text, parent=parent, version=version)
     return record, Message(instance_id, started, execution_id)

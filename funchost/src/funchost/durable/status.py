@@ -69,6 +69,8 @@ def render_history(history: list[Json], *, show_input: bool, show_output: bool) 
                 row["Result"] = parse_json_text(ev.get("Result"))
         elif kind == EventType.ExecutionCompleted:
             row["OrchestrationStatus"] = _status_name(ev.get("OrchestrationStatus"))
+            if ev.get("FailureDetails") is not None:
+                row["FailureDetails"] = ev["FailureDetails"]  # kept by the extension's history rendering
             if show_output:
                 row["Result"] = parse_json_text(ev.get("Result"))
         elif kind in (EventType.TimerCreated, EventType.TimerFired):
