@@ -12,7 +12,10 @@ typing mode (AZURE_FUNCTIONS_DURABLE_STRICT_TYPING=1) refuses for custom classes
 """
 
 # No `from __future__ import annotations` here: the Functions worker reads the annotations of the
-# functions below when it indexes the app, so they must be real objects, not strings.
+# functions below when it indexes the app, so they must be real objects, not strings. It also refuses
+# a binding parameter annotated with a PEP 585 generic (list[str], dict[str, Any]) on Python 3.11 and
+# later, and one such function fails the whole app: the activities take plain `list` and `dict` and
+# check the items themselves.
 
 import logging
 import re
@@ -68,6 +71,17 @@ class ComposeInput:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "ComposeInput":
+        """Read a ComposeInput's JSON.
+
+        Raises:
+            TypeError: `data` is not a JSON object with lists of `sentences` and `scores`.
+        """
+        if not isinstance(data, dict):
+            raise TypeError(f"a ComposeInput must be a JSON object, got {type(data).__name__}")
+        for key in ("sentences", "scores"):
+            if not isinstance(data.get(key), list):
+                got = type(data[key]).__name__ if key in data else "none"
+                raise TypeError(f"a ComposeInput needs a list of {key}, got {got}")
         return cls(
             sentences=[str(s) for s in data["sentences"]],
             scores=[float(s) for s in data["scores"]],
@@ -101,6 +115,16 @@ def content_words(sentence: str) -> list[str]:
     return [word for word in words if len(word) > 1 and word not in STOP_WORDS]
 
 
+def _string_list(value: object, what: str) -> list[str]:
+    """`value` as a list of strings, or a TypeError naming `what` it should have been."""
+    if not isinstance(value, list):
+        raise TypeError(f"{what} must be a list of strings, got {type(value).__name__}")
+    for item in value:
+        if not isinstance(item, str):
+            raise TypeError(f"{what} must be a list of strings, got an item of type {type(item).__name__}")
+    return value
+
+
 def word_frequencies(sentences: Iterable[str]) -> Counter[str]:
     """How often each content word occurs; ties keep the order of first appearance."""
     counts: Counter[str] = Counter()
@@ -122,24 +146,30 @@ def split_sentences(text: str) -> list[str]:
 
 @bp.function_name(names.SCORE_SENTENCES)
 @bp.activity_trigger(input_name="sentences")
-def score_sentences(sentences: list[str]) -> list[float]:
-    """Score each sentence: the sum of its content words' frequencies relative to the commonest word."""
-    counts = word_frequencies(sentences)
+def score_sentences(sentences: list) -> list[float]:
+    """Score each sentence: the sum of its content words' frequencies relative to the commonest word.
+
+    Raises:
+        TypeError: `sentences` is not a list of strings.
+    """
+    texts = _string_list(sentences, "score_sentences' input")
+    counts = word_frequencies(texts)
     if not counts:
-        return [0.0 for _ in sentences]
+        return [0.0 for _ in texts]
     top = max(counts.values())
-    return [round(sum(counts[word] / top for word in content_words(s)), 6) for s in sentences]
+    return [round(sum(counts[word] / top for word in content_words(s)), 6) for s in texts]
 
 
 @bp.function_name(names.COMPOSE_DIGEST)
 @bp.activity_trigger(input_name="request")
-def compose_digest(request: dict[str, Any]) -> Digest:
+def compose_digest(request: dict) -> Digest:
     """Keep the `max_sentences` best-scored sentences in document order and name the top keywords.
 
     Args:
         request: a ComposeInput as JSON (`ComposeInput.to_json()`).
 
     Raises:
+        TypeError: `request` is not a ComposeInput's JSON (an object with lists of sentences and scores).
         ValueError: the number of scores differs from the number of sentences, or max_sentences < 1.
     """
     compose = ComposeInput.from_json(request)

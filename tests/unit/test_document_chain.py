@@ -12,6 +12,7 @@ that does not survive serialization fails here.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
@@ -243,3 +244,28 @@ def test_compose_digest_with_fewer_sentences_than_asked_keeps_them_all() -> None
 def test_compose_digest_rejects_mismatched_scores() -> None:
     with pytest.raises(ValueError, match="got 1 scores for 2 sentences"):
         text.compose_digest(ComposeInput(["One.", "Two."], [1.0], 1).to_json())
+
+
+@pytest.mark.parametrize(
+    ("sentences", "message"),
+    [
+        ("One. Two.", "score_sentences' input must be a list of strings, got str"),
+        (["One.", None], "score_sentences' input must be a list of strings, got an item of type NoneType"),
+    ],
+)
+def test_score_sentences_rejects_input_that_is_not_a_list_of_strings(sentences: Any, message: str) -> None:
+    with pytest.raises(TypeError, match=re.escape(message)):
+        text.score_sentences(sentences)
+
+
+@pytest.mark.parametrize(
+    ("request_json", "message"),
+    [
+        (["One."], "a ComposeInput must be a JSON object, got list"),
+        ({"scores": [1.0]}, "a ComposeInput needs a list of sentences, got none"),
+        ({"sentences": ["One."], "scores": "1.0"}, "a ComposeInput needs a list of scores, got str"),
+    ],
+)
+def test_compose_digest_rejects_input_that_is_not_a_compose_input(request_json: Any, message: str) -> None:
+    with pytest.raises(TypeError, match=re.escape(message)):
+        text.compose_digest(request_json)

@@ -7,7 +7,14 @@ hub, so that the app and the ``azure-functions-durable`` SDK run unchanged.
 
 from __future__ import annotations
 
-from funchost.errors import AppLoadError, ConfigError, FunchostError, StoreError, TaskHubLockedError
+from funchost.errors import (
+    AppLoadError,
+    ConfigError,
+    FunchostError,
+    FunctionRefusedError,
+    StoreError,
+    TaskHubLockedError,
+)
 
-__all__ = ["AppLoadError", "ConfigError", "FunchostError", "StoreError", "TaskHubLockedError"]
+__all__ = ["AppLoadError", "ConfigError", "FunchostError", "FunctionRefusedError", "StoreError", "TaskHubLockedError"]
 __version__ = "0.1.0"

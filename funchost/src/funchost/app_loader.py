@@ -2,7 +2,8 @@
 
 The worker imports the script as module ``function_app`` (custom payload classes are rebuilt
 through ``sys.modules[__module__]``, so the name matters) and requires exactly one
-``FunctionRegister`` among its globals; ``get_functions()`` then builds and validates them.
+``FunctionRegister`` among its globals; ``get_functions()`` then builds and validates them, and the
+worker refuses the app if it cannot load one of them (``funchost.worker_checks``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import azure.functions as func
 
 from funchost.errors import AppLoadError
+from funchost.worker_checks import check_app_functions
 
 logger = logging.getLogger(__name__)
 
@@ -145,11 +147,17 @@ def _param_names(fn: Callable[..., Any]) -> set[str]:
 
 
 def index_functions(register: Any) -> FunctionIndex:
-    """Build the app's functions (validating them as the worker does) and group them."""
+    """Build the app's functions, refuse them where the worker would, and group them.
+
+    Raises:
+        AppLoadError: the SDK refuses to build the functions (a duplicate name, say).
+        FunctionRefusedError: the worker would not load one of them (see ``funchost.worker_checks``).
+    """
     try:
         functions = register.get_functions()
     except Exception as exc:
-        raise AppLoadError(f"The app's functions are invalid: {exc}") from exc
+        raise AppLoadError(f"Worker failed to index functions: {type(exc).__name__}: {exc}") from exc
+    check_app_functions(functions)
     index = FunctionIndex()
     for fn in functions:
         name = fn.get_function_name()

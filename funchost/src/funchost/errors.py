@@ -12,7 +12,15 @@ class ConfigError(FunchostError):
 
 
 class AppLoadError(FunchostError):
-    """function_app.py could not be imported, or it registers no function funchost can serve."""
+    """function_app.py could not be imported, its functions cannot be built or loaded, or none can be served."""
+
+
+class FunctionRefusedError(AppLoadError):
+    """The Python worker would refuse to load some of the app's functions, which on Azure fails the whole app."""
+
+    def __init__(self, message: str, function_names: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.function_names = function_names
 
 
 class StorageSettingsError(ConfigError):

@@ -21,6 +21,7 @@ import pytest
 
 from funchost.testing.process import FunchostProcess, free_port
 from funchost.testing.pytest_plugin import StartHost
+from funchost.worker_checks import PEP585_ALIASES_ARE_TYPES
 from tests.paths import TEST_APPS
 
 BROKEN_IMPORT_TEXT = "required setting BROKEN_IMPORT_SETTING is missing"  # raised by tests/apps/broken_import
@@ -180,6 +181,21 @@ def test_app_that_registers_nothing_is_refused() -> None:
 
     stderr = assert_short_failure(result)
     assert re.search(r"\bno functions?\b|\b0 functions\b|registers? no(thing| function)", stderr, re.IGNORECASE), stderr
+
+
+@pytest.mark.skipif(PEP585_ALIASES_ARE_TYPES, reason="the worker loads PEP 585 annotations before Python 3.11")
+def test_app_with_a_function_the_worker_refuses_is_refused_with_the_workers_message() -> None:
+    result = run_funchost(str(TEST_APPS / "refused_annotation"), "--port", str(free_port()), "--store", "memory")
+
+    stderr = assert_short_failure(result)
+    assert "Worker failed to index functions" in stderr
+    assert (
+        "FunctionLoadError: cannot load the count_words function: binding lines has invalid non-type annotation "
+        "list[str]"
+    ) in stderr
+    # The function the worker would load is not listed, nor served: the whole app is refused.
+    assert not re.search(r"\bping\b", result.stdout + stderr), result.stdout + stderr
+    assert "Functions:" not in result.stdout
 
 
 def test_missing_app_folder_is_refused(tmp_path: Path) -> None:
