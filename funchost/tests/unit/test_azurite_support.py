@@ -1,5 +1,5 @@
-"""funchost.testing.azurite and the plugin's skip rules: free ports, the connection string, the unavailable reasons, and a real
-Azurite started, restarted and stopped (those last tests are marked `azurite`)."""
+"""funchost.testing.azurite and the plugin's skip rules: free ports, the connection string, the unavailable
+reasons, and a real Azurite started, restarted and stopped (those last tests are marked `azurite`)."""
 
 from __future__ import annotations
 
