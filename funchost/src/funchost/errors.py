@@ -79,9 +79,14 @@ class TaskHubLockedError(StoreError):
 
 
 class ManagementError(FunchostError):
-    """A request to the durable management API that cannot be honoured; maps to a 4xx response."""
+    """A request to the durable management API that cannot be honoured; maps to an error response.
 
-    def __init__(self, status: int, message: str) -> None:
+    ``summary`` is the response's ``Message`` where the extension words it apart from the exception's
+    (``ExceptionMessage``, which is ``message``).
+    """
+
+    def __init__(self, status: int, message: str, summary: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.summary = summary

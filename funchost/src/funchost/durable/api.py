@@ -29,15 +29,15 @@ CONTINUATION_HEADER = "x-ms-continuation-token"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def error_response(status: int, message: str) -> web.Response:
+def error_response(status: int, message: str, summary: str | None = None) -> web.Response:
     """The extension's error shape, which the SDK's client reads (``ExceptionMessage``)."""
-    return web.json_response({"Message": message, "ExceptionMessage": message,
+    return web.json_response({"Message": summary or message, "ExceptionMessage": message,
                               "error": {"code": _code_for(status), "message": message}}, status=status)
 
 
 def _code_for(status: int) -> str:
     return {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 409: "conflict",
-            410: "gone"}.get(status, "error")
+            410: "gone", 500: "internal_error"}.get(status, "error")
 
 
 def management_urls(base: str, hub: str, instance_id: str) -> dict[str, str]:
@@ -241,7 +241,8 @@ class DurableApi:
         return self._check_status_response(request, record)
 
     async def rewind(self, request: web.Request) -> web.Response:
-        raise ManagementError(400, "Rewind is not supported by funchost: restart the instance instead.")
+        await self.engine.rewind(request.match_info["instance_id"], request.query.get("reason"))
+        return web.Response(status=202)
 
     # --- entities -------------------------------------------------------------------------------
 
@@ -285,7 +286,7 @@ def _guarded(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except ManagementError as err:
-            return error_response(err.status, err.message)
+            return error_response(err.status, err.message, err.summary)
 
     return guarded
 

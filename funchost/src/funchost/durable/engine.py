@@ -31,8 +31,10 @@ from funchost.durable.activities import ActivityRunner
 from funchost.durable.entities import operation_request, run_batch, split_entity_id
 from funchost.durable.history import EventType, OrchestrationStatusCode
 from funchost.durable.replay import EpisodeRunner, new_engine_state, new_instance, order_for_delivery
+from funchost.durable.rewind import NOT_FAILED_MESSAGE, Rewind, RewindStep
 from funchost.errors import CheckpointConflictError, ManagementError
 from funchost.stores.base import (
+    CANCELED,
     COMPLETED,
     FAILED,
     PENDING,
@@ -60,6 +62,7 @@ RECENT_ENTITY_REQUESTS = 500  # request ids an entity remembers, to drop a redel
 COALESCE_THRESHOLD = 0.02
 COALESCE_MAX = 0.5
 ACTIVE_STATUSES = (PENDING, RUNNING, SUSPENDED)
+CLAIM_TIMEOUT = 30.0  # how long a rewind waits for a worker to let go of an instance it needs
 
 
 class Engine:
@@ -644,6 +647,69 @@ class Engine:
         entity = f"@{name.lower()}@{key}"
         request = operation_request(operation, input_text, uuid.uuid4().hex, signal=True)
         await self.commit(Checkpoint(messages=[Message(entity, {"EntityRequest": request})]))
+
+    async def rewind(self, instance_id: str, reason: str | None) -> None:
+        """Rewind a Failed instance: its failed tasks, and failed sub-orchestrations (rewound in turn), run
+        again, and it goes on from there (``durable.rewind`` says how, and what it matched).
+
+        The answers match the Durable extension's HttpApiHandler and DurableClient.RewindAsync: 404 for an
+        unknown id, 410 for a Completed, Terminated or Canceled one, and for any other status that is not
+        Failed the InvalidOperationException that its handler turns into a 500.
+        """
+        record = await self._require(instance_id)
+        if record.status in (COMPLETED, TERMINATED, CANCELED):
+            raise ManagementError(410, f"Instance '{instance_id}' is {record.status}. {NOT_FAILED_MESSAGE}")
+        if record.status != FAILED:
+            raise ManagementError(500, NOT_FAILED_MESSAGE, summary="Something went wrong while processing your "
+                                                                    "request")
+        claimed: set[str] = set()
+        try:
+            steps = await self._rewind_steps(instance_id, reason, claimed)
+            # Children first: until its parent is rewound too, a child that completes would answer a Failed
+            # parent, which drops the answer; the claims keep both from running until all is written.
+            for step in steps:
+                await self.commit(Checkpoint(instance=step.record, replace_history=True, new_history=step.history,
+                                             messages=step.messages))
+                logger.info("instance %s: rewound (%s)", step.record.instance_id, reason)
+        finally:
+            self._release(claimed)
+        await self._notify_changed()
+
+    async def _rewind_steps(self, instance_id: str, reason: str | None, claimed: set[str]) -> list[RewindStep]:
+        await self._claim(instance_id, claimed)
+        loaded = await self._load(instance_id)
+        if loaded is None or loaded[0].status != FAILED:
+            return []  # it changed while this rewind waited for it; its parent's step copes with that
+        record, history = loaded
+        plan = Rewind(record, history)
+        children: dict[int, InstanceRecord | None] = {}
+        for task_id, child_id in plan.sub_orchestrations().items():
+            child = await self._load(child_id)
+            children[task_id] = child[0] if child is not None else None
+        step = plan.plan(children, reason, time.time(), self._inflight.get(instance_id, 0))
+        steps: list[RewindStep] = []
+        for child_id in step.children:
+            steps.extend(await self._rewind_steps(child_id, reason, claimed))
+        steps.append(step)
+        return steps
+
+    async def _claim(self, instance_id: str, claimed: set[str]) -> None:
+        """Hold the instance as a worker would: no episode of it runs until ``_release``."""
+        deadline = time.monotonic() + CLAIM_TIMEOUT
+        while instance_id in self._running or instance_id in self._queued:
+            if time.monotonic() > deadline:
+                raise ManagementError(409, f"Instance '{instance_id}' stayed busy for {CLAIM_TIMEOUT:g}s; "
+                                           "try the rewind again.")
+            await self.wait_for_change(0.05)
+        self._running.add(instance_id)
+        claimed.add(instance_id)
+
+    def _release(self, claimed: set[str]) -> None:
+        for instance_id in claimed:
+            self._running.discard(instance_id)
+            if instance_id in self._again:
+                self._again.discard(instance_id)
+                self.wake(instance_id)
 
     async def _require(self, instance_id: str) -> InstanceRecord:
         loaded = await self._load(instance_id)

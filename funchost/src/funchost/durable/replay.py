@@ -173,6 +173,8 @@ class EpisodeRunner:
         ``record.engine`` is updated in place; the caller persists it with the episode.
         """
         engine = record.engine
+        if engine.get("rewound"):
+            delivered = _settle_rewound(record, delivered)
         new_events = [h.orchestrator_started(now), *delivered]
         handler = self.functions.orchestrator(record.name)
         if handler is None:
@@ -213,9 +215,12 @@ class EpisodeRunner:
     def _check_determinism(self, record: InstanceRecord, actions: list[Json]) -> None:
         recorded = record.engine["actions"]
         emitted = [a for a in actions if a.get("actionType") in ID_CONSUMING]
+        rewound = record.engine.get("rewound") or ()
         for position, (kind, target, task_id) in enumerate(recorded):
             if position >= len(emitted):
                 break
+            if task_id in rewound:
+                continue  # a rewind cleared its schedule: there is nothing recorded to compare with
             action = emitted[position]
             now_kind, now_target = action.get("actionType"), action_target(action)
             if now_kind != kind or (kind != CREATE_TIMER and now_target.lower() != str(target).lower()):
@@ -235,29 +240,48 @@ class EpisodeRunner:
     def _materialise(self, record: InstanceRecord, actions: list[Json], episode: Episode, now: float) -> None:
         engine = record.engine
         emitted = [a for a in actions if a.get("actionType") in ID_CONSUMING]
+        if engine.get("rewound"):
+            self._schedule_rewound(record, emitted, episode, now)
         for action in emitted[len(engine["actions"]):]:
             task_id = self._next_id(engine)
-            kind = action["actionType"]
-            engine["actions"].append([kind, action_target(action), task_id])
-            if kind in (CALL_ACTIVITY, CALL_ACTIVITY_RETRY):
-                self._schedule_activity(record, task_id, action["functionName"], action.get("input"), episode)
-                if kind == CALL_ACTIVITY_RETRY:
-                    self._remember_retry(engine, task_id, action, attempt=1)
-            elif kind in (CALL_SUB, CALL_SUB_RETRY):
-                self._schedule_sub(record, task_id, action, action.get("instanceId"), episode, now)
-                if kind == CALL_SUB_RETRY:
-                    self._remember_retry(engine, task_id, action, attempt=1)
-            elif kind == CREATE_TIMER:
-                fire_at = str(action["fireAt"])
-                self._schedule_timer(record, task_id, fire_at, episode)
-            elif kind in (CALL_ENTITY, SIGNAL_ENTITY):
-                self._send_to_entity(record, task_id, action, episode, signal=kind == SIGNAL_ENTITY)
-            elif kind == CALL_HTTP:
-                request = action.get("httpRequest") or {}
-                episode.new_history.append(h.event(EventType.TaskScheduled, now, task_id, Name=HTTP_ACTIVITY,
-                                                   Input=json.dumps(request)))
-                episode.activities.append(ActivityTask(record.instance_id, record.execution_id, task_id,
-                                                       HTTP_ACTIVITY, json.dumps(request)))
+            engine["actions"].append([action["actionType"], action_target(action), task_id])
+            self._schedule(record, task_id, action, episode, now)
+
+    def _schedule(self, record: InstanceRecord, task_id: int, action: Json, episode: Episode, now: float) -> None:
+        kind = action["actionType"]
+        if kind in (CALL_ACTIVITY, CALL_ACTIVITY_RETRY):
+            self._schedule_activity(record, task_id, action["functionName"], action.get("input"), episode)
+            if kind == CALL_ACTIVITY_RETRY:
+                self._remember_retry(record.engine, task_id, action, attempt=1)
+        elif kind in (CALL_SUB, CALL_SUB_RETRY):
+            self._schedule_sub(record, task_id, action, action.get("instanceId"), episode, now)
+            if kind == CALL_SUB_RETRY:
+                self._remember_retry(record.engine, task_id, action, attempt=1)
+        elif kind == CREATE_TIMER:
+            fire_at = str(action["fireAt"])
+            self._schedule_timer(record, task_id, fire_at, episode)
+        elif kind in (CALL_ENTITY, SIGNAL_ENTITY):
+            self._send_to_entity(record, task_id, action, episode, signal=kind == SIGNAL_ENTITY)
+        elif kind == CALL_HTTP:
+            request = action.get("httpRequest") or {}
+            episode.new_history.append(h.event(EventType.TaskScheduled, now, task_id, Name=HTTP_ACTIVITY,
+                                               Input=json.dumps(request)))
+            episode.activities.append(ActivityTask(record.instance_id, record.execution_id, task_id,
+                                                   HTTP_ACTIVITY, json.dumps(request)))
+
+    def _schedule_rewound(self, record: InstanceRecord, emitted: list[Json], episode: Episode, now: float) -> None:
+        """Tasks a rewind cleared (see ``durable.rewind``) run again under their own ids, which the SDK gives
+        them again because it numbers tasks by the order its code creates them."""
+        engine = record.engine
+        rewound = engine["rewound"]
+        for position, (_, _, task_id) in enumerate(engine["actions"]):
+            if task_id in rewound and position < len(emitted):
+                action = emitted[position]
+                engine["actions"][position] = [action["actionType"], action_target(action), task_id]
+                rewound.remove(task_id)
+                self._schedule(record, task_id, action, episode, now)
+        if not rewound:
+            del engine["rewound"]
 
     def _remember_retry(self, engine: Json, task_id: int, action: Json, attempt: int) -> None:
         options = action.get("retryOptions") or {}
@@ -352,11 +376,13 @@ class EpisodeRunner:
                 else:
                     self._schedule_sub(record, task_id, action, action.get("instanceId"), episode, now)
                 engine["retries"][str(task_id)] = {**retry, "attempt": retry["attempt"] + 1}
+                _note_retry(engine, task_id, failed_id)
             else:
                 timer_id = self._next_id(engine)
                 retry = engine["retries"][str(ev["TaskScheduledId"])]
                 fire_at = h.format_time(now + retry["interval_ms"] / 1000.0)
                 engine["retry_timers"][str(timer_id)] = str(ev["TaskScheduledId"])
+                _note_retry(engine, timer_id, ev["TaskScheduledId"])
                 self._schedule_timer(record, timer_id, fire_at, episode)
 
     def _unconsumed_events(self, events: list[Json], actions: list[Json], engine: Json) -> list[Json]:
@@ -392,6 +418,38 @@ class EpisodeRunner:
         logger.warning("instance %s failed: %s", record.instance_id, message)
         episode = Episode(status=FAILED, at=now, new_history=list(new_events), custom_status=custom_status)
         return self._finish(record, episode, now, FAILED, json.dumps(message), failure=message)
+
+
+def _note_retry(engine: Json, task_id: int, of_task: Any) -> None:
+    """Remember which task a hidden retry id (a retry timer or a new attempt) serves: ``retry_of`` maps it to
+    the id of the task's first attempt. A rewind needs it to tell one task's retries from another's."""
+    chains = engine.setdefault("retry_of", {})
+    chains[str(task_id)] = chains.get(str(of_task), str(of_task))
+
+
+def _settle_rewound(record: InstanceRecord, delivered: list[Json]) -> list[Json]:
+    """The events to deliver, given the tasks a rewind cleared that have not been scheduled again yet.
+
+    A late result of one (it ran before the rewind, its answer came after) is kept: the task needs no second
+    run. A late failure is dropped: it can only be the failure the rewind was asked to undo.
+    """
+    engine = record.engine
+    rewound = engine["rewound"]
+    kept: list[Json] = []
+    for ev in delivered:
+        kind = ev.get("EventType")
+        answered = ev.get("TimerId") if kind == EventType.TimerFired else ev.get("TaskScheduledId")
+        if answered in rewound and kind in (EventType.TaskFailed, EventType.SubOrchestrationInstanceFailed):
+            logger.info("instance %s: dropping a failure of task %s from before its rewind", record.instance_id,
+                        answered)
+            continue
+        if answered in rewound and kind in (EventType.TimerFired, EventType.TaskCompleted,
+                                            EventType.SubOrchestrationInstanceCompleted):
+            rewound.remove(answered)
+        kept.append(ev)
+    if not rewound:
+        del engine["rewound"]
+    return kept
 
 
 def _now_of(episode: Episode) -> float:

@@ -90,6 +90,11 @@ def render_history(history: list[Json], *, show_input: bool, show_output: bool) 
             row["Input"] = parse_json_text(ev.get("Input"))
         elif kind in (EventType.ExecutionSuspended, EventType.ExecutionResumed):
             row["Reason"] = ev.get("Reason")
+        elif kind == EventType.GenericEvent:
+            # A rewind's own event carries its reason in Data; the rows it cleared say what they were.
+            row["Data"] = ev.get("Data")
+            if ev.get("Reason") is not None:
+                row["Reason"] = ev.get("Reason")
         rendered.append(row)
     return rendered
 
