@@ -110,9 +110,11 @@ async def _serve(app_dir: Path, config: HostConfig, functions: FunctionIndex, wo
         await runner.cleanup()
 
 
-async def _run(app_dir: Path, config: HostConfig, args: argparse.Namespace) -> None:
+async def _run(app_dir: Path, config: HostConfig, args: argparse.Namespace) -> int:
     """The worker's side, on the main thread's loop as in the Python worker: the app is imported here and
-    its ``async def`` functions run here; the host runs on a thread of its own (see funchost.worker)."""
+    its ``async def`` functions run here; the host runs on a thread of its own (see funchost.worker).
+
+    Returns how many synchronous functions were still running in the pool when the host stopped."""
     functions = load_app(app_dir)
     worker = Worker(asyncio.get_running_loop(), threadpool_size())
     host = HostThread(lambda stop: _serve(app_dir, config, functions, worker, args, stop))
@@ -123,6 +125,7 @@ async def _run(app_dir: Path, config: HostConfig, args: argparse.Namespace) -> N
         await host.run()
     finally:
         worker.shutdown()
+    return worker.calls_in_pool
 
 
 def drop_launch_path() -> None:
@@ -154,10 +157,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.hub:
             config = dataclasses.replace(config, durable=dataclasses.replace(config.durable, hub_name=args.hub))
         os.environ.setdefault("FUNCTIONS_WORKER_RUNTIME", "python")
-        asyncio.run(_run(app_dir, config, args))
+        still_running = asyncio.run(_run(app_dir, config, args))
     except FunchostError as err:
         print(f"funchost: {err}", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:
         return 0
+    if still_running:
+        # The pool's threads cannot be interrupted, and Python would wait for them at exit: a function that
+        # blocks would keep funchost from stopping. The task hub is closed, so nothing is lost by not waiting
+        # (the work runs again on the next start, as after a crash).
+        print(f"funchost: {still_running} function invocation(s) still running; exiting without waiting for "
+              "them.", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(0)
     return 0

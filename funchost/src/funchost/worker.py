@@ -65,6 +65,8 @@ class Worker:
     def __init__(self, loop: asyncio.AbstractEventLoop, max_workers: int | None = None) -> None:
         self.loop = loop  # the worker's loop: async user functions run here, and nothing of the host
         self.pool = ThreadPoolExecutor(max_workers=max_workers)
+        self._in_pool = 0  # calls handed to the pool and not finished (also those whose caller gave up)
+        self._count_lock = threading.Lock()
 
     @property
     def max_workers(self) -> int:
@@ -78,8 +80,20 @@ class Worker:
 
     async def run_in_pool(self, fn: Callable[..., T], /, *args: Any) -> T:
         """Run ``fn(*args)`` in the pool: host work that calls user functions synchronously inside it."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.pool, functools.partial(fn, *args))
+        with self._count_lock:
+            self._in_pool += 1
+        future = self.pool.submit(functools.partial(fn, *args))
+        future.add_done_callback(self._finished_in_pool)
+        return await asyncio.wrap_future(future)
+
+    def _finished_in_pool(self, _: object) -> None:
+        with self._count_lock:
+            self._in_pool -= 1
+
+    @property
+    def calls_in_pool(self) -> int:
+        """How many synchronous calls are running (or waiting for a thread) right now."""
+        return self._in_pool
 
     def call_blocking(self, fn: Callable[..., Any], /, *args: Any) -> Any:
         """From a pool thread: call ``fn``; an ``async def`` one runs on the worker's loop while this thread

@@ -8,6 +8,8 @@ Y to finish: a host that Y had to wait behind X would time Y's request out long 
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -84,7 +86,7 @@ def completed_output(host: FunchostProcess, instance_id: str, timeout: float = Q
     return status["output"]
 
 
-def signal(host: FunchostProcess, key: str, operation: str, value: Any) -> None:
+def signal_entity(host: FunchostProcess, key: str, operation: str, value: Any) -> None:
     res = host.post(f"{DURABLE}/entities/Slow/{key}?op={operation}", value, timeout=QUICK)
     assert res.status == 202, res.text
 
@@ -99,7 +101,7 @@ def everything_else_still_works(host: FunchostProcess) -> None:
     assert host.get("/admin/host/status", timeout=QUICK).status == 200
     assert host.get("/api/where/sync", timeout=QUICK).status == 200
     assert completed_output(host, start(host, "asyncio_inside"))["value"] == 42
-    signal(host, "bystander", "append", "still served")
+    signal_entity(host, "bystander", "append", "still served")
     wait_until(lambda: entity_state(host, "bystander") == ["still served"], "a bystander entity's operation",
                timeout=QUICK)
 
@@ -165,10 +167,10 @@ def test_a_blocked_orchestrator_stalls_no_other_instance(host: FunchostProcess, 
 
 def test_a_blocked_entity_stalls_no_other_entity_and_keeps_its_own_operations_in_order(
         host: FunchostProcess, gates: Gates) -> None:
-    signal(host, "busy", "block", "entity")
+    signal_entity(host, "busy", "block", "entity")
     gates.wait_entered("entity")
     for n in range(5):
-        signal(host, "busy", "append", n)
+        signal_entity(host, "busy", "append", n)
 
     everything_else_still_works(host)
 
@@ -203,7 +205,7 @@ def test_each_entity_takes_its_operations_in_arrival_order_while_entities_run_si
     keys = [f"ordered-{k}" for k in range(4)]
     for n in range(20):
         for key in keys:
-            signal(host, key, "append", n)
+            signal_entity(host, key, "append", n)
 
     for key in keys:
         wait_until(lambda key=key: entity_state(host, key) == list(range(20)), f"entity {key}'s 20 operations")
@@ -232,3 +234,22 @@ def test_python_threadpool_thread_count_bounds_the_sync_pool(start_host: StartHo
         gates.open("pool-0", "pool-1", "pool-2")
     assert [b.join().status for b in blocked] == [200, 200, 200]
     assert host.get("/api/concurrency").json()["http"] == 2
+
+
+# --- stopping -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("store_kind", ["sqlite"])
+def test_a_stop_does_not_wait_for_a_function_that_blocks(start_host: StartHost, gates: Gates) -> None:
+    host = start_host(APP, env={"GATES_DIR": str(gates.folder)})
+    Background(host, "POST", "/api/block/sync/forever")
+    gates.wait_entered("forever")
+    assert host.process is not None
+
+    host.process.send_signal(signal.SIGTERM)
+    try:
+        code = host.process.wait(timeout=QUICK)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"funchost still runs {QUICK}s after SIGTERM while a function blocks:\n{host.log()}")
+
+    assert code == 0
+    assert "1 function invocation(s) still running; exiting without waiting for them." in host.log()
