@@ -25,6 +25,8 @@ from funchost.worker import Worker, threadpool_size
 
 logger = logging.getLogger("funchost")
 
+STOP_GRACE_S = 3.0
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="funchost",
@@ -88,7 +90,9 @@ async def _serve(app_dir: Path, config: HostConfig, functions: FunctionIndex, wo
     rpc_base = f"http://{local_host}:{args.port}"
     app = build_app(functions, engine, hub=config.durable.hub_name, route_prefix=config.route_prefix,
                     rpc_base=rpc_base, worker=worker)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # A stop gives requests in flight a few seconds; one whose function blocks is not waited for longer
+    # (aiohttp would wait a minute by default).
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=STOP_GRACE_S)
     await runner.setup()
     try:
         # The task hub opens before the port does, so a ready host can serve every route; the workers
