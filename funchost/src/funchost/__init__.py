@@ -17,4 +17,4 @@ from funchost.errors import (
 )
 
 __all__ = ["AppLoadError", "ConfigError", "FunchostError", "FunctionRefusedError", "StoreError", "TaskHubLockedError"]
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import logging
 import os
 import signal
@@ -157,9 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         if not app_dir.is_dir():
             raise FunchostError(f"App folder {app_dir} does not exist.")
         load_local_settings(app_dir)
-        config = load_host_config(app_dir)
-        if args.hub:
-            config = dataclasses.replace(config, durable=dataclasses.replace(config.durable, hub_name=args.hub))
+        config = load_host_config(app_dir, hub_name=args.hub or None)
         os.environ.setdefault("FUNCTIONS_WORKER_RUNTIME", "python")
         still_running = asyncio.run(_run(app_dir, config, args))
     except FunchostError as err:

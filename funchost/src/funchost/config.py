@@ -155,8 +155,11 @@ def _strategy(section: dict[str, Any], key: str, kind: type[StrategyT], default:
                       f"{', '.join(member.value for member in members)}, not {json.dumps(value)}")
 
 
-def load_host_config(app_dir: Path) -> HostConfig:
-    """Parse ``app_dir/host.json``; a missing file means all defaults, as in the real host."""
+def load_host_config(app_dir: Path, hub_name: str | None = None) -> HostConfig:
+    """Parse ``app_dir/host.json``; a missing file means all defaults, as in the real host.
+
+    ``hub_name`` (``--hub``) replaces host.json's ``hubName``, which is then not read at all: a
+    ``%SETTING%`` reference to a setting that is not set is no error then."""
     path = app_dir / "host.json"
     if not path.exists():
         return HostConfig()
@@ -172,10 +175,10 @@ def load_host_config(app_dir: Path) -> HostConfig:
     if not isinstance(durable_raw, dict):
         raise ConfigError("host.json: extensions.durableTask must be an object")
     provider = durable_raw.get("storageProvider") or {}
-    hub = durable_raw.get("hubName", DEFAULT_HUB_NAME)
+    hub = hub_name if hub_name is not None else durable_raw.get("hubName", DEFAULT_HUB_NAME)
     if not isinstance(hub, str) or not hub.strip():
         raise ConfigError("host.json: extensions.durableTask.hubName must be a non-empty string")
-    if len(hub) > 2 and hub.startswith("%") and hub.endswith("%"):
+    if hub_name is None and len(hub) > 2 and hub.startswith("%") and hub.endswith("%"):
         # The real host resolves %SETTING% references from app settings.
         resolved = os.environ.get(hub[1:-1], "")
         if not resolved:

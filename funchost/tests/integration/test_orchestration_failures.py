@@ -45,6 +45,8 @@ def test_orchestrator_exception_fails_the_instance_with_the_host_wording(host: F
     assert [row["FunctionName"] for row in rows(events, "TaskCompleted")] == ["echo_value"]
     (completed,) = rows(events, "ExecutionCompleted")
     assert completed["OrchestrationStatus"] == "Failed"
+    # The host log says so too, as the Durable extension traces it.
+    assert f"{instance_id}: Function 'raise_value_error (Orchestrator)' failed with an error. Reason: x" in host.log()
 
 
 def test_uncaught_activity_failure_fails_the_orchestration_and_names_the_activity(host: FunchostProcess) -> None:

@@ -58,6 +58,16 @@ def test_pip_install_of_the_folder_gives_a_funchost_command_that_serves_an_app(f
     assert Path(site.strip()).is_relative_to(fresh_venv), site  # the installed copy, not this checkout
 
 
+def test_the_command_and_the_metadata_give_one_version(fresh_venv: Path, tmp_path: Path) -> None:
+    said = subprocess.run([str(fresh_venv / "bin" / "funchost"), "--version"], capture_output=True, text=True,
+                          check=True, cwd=str(tmp_path)).stdout.strip()
+    metadata = subprocess.run([str(fresh_venv / "bin" / "python"), "-c",
+                               "import importlib.metadata as m; print(m.version('funchost'))"],
+                              capture_output=True, text=True, check=True, cwd=str(tmp_path)).stdout.strip()
+
+    assert said == f"funchost {metadata}"
+
+
 def test_a_wheel_builds_with_the_package_its_typing_marker_and_the_console_script(fresh_venv: Path,
                                                                                  tmp_path: Path) -> None:
     pip(fresh_venv / "bin" / "python", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path), str(FUNCHOST_ROOT))

@@ -112,3 +112,13 @@ def test_bad_versioning_settings_are_clear_errors(tmp_path: Path, settings: dict
     with pytest.raises(ConfigError) as caught:
         load_host_config(tmp_path)
     assert message in str(caught.value)
+
+
+def test_the_hub_option_replaces_host_json_hub_name_without_resolving_it(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("UNSET_HUB_SETTING", raising=False)
+    write(tmp_path / "host.json", {"extensions": {"durableTask": {"hubName": "%UNSET_HUB_SETTING%"}}})
+
+    assert load_host_config(tmp_path, hub_name="FromOption").durable.hub_name == "FromOption"
+    with pytest.raises(ConfigError, match="UNSET_HUB_SETTING"):
+        load_host_config(tmp_path)

@@ -197,6 +197,9 @@ class EpisodeRunner:
             return self._fail(record, new_events, now, str(failure), custom_status=episode.custom_status)
         if error is not None:
             message = f"Orchestrator function '{handler.durable_name}' failed: {error}"
+            # The Durable extension traces a failed orchestrator this way ("FunctionFailed").
+            logger.warning("%s: Function '%s (Orchestrator)' failed with an error. Reason: %s", record.instance_id,
+                           handler.durable_name, error)
             return self._finish(record, episode, now, FAILED, json.dumps(message), failure=message)
         if state.get("isDone"):
             can = next((a for a in actions if a.get("actionType") == CONTINUE_AS_NEW), None)
