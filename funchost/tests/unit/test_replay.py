@@ -18,7 +18,8 @@ from funchost.app_loader import index_functions
 from funchost.durable import history as h
 from funchost.durable.history import EventType
 from funchost.durable.replay import Episode, EpisodeRunner, new_instance
-from funchost.stores.base import COMPLETED, FAILED, RUNNING, InstanceRecord, Json
+from funchost.stores.base import COMPLETED, FAILED, InstanceRecord, Json
+from tests.unit.episodes import T0, SteppedInstance
 
 app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
@@ -63,26 +64,13 @@ def counter(context: df.DurableEntityContext) -> None:
 
 
 RUNNER = EpisodeRunner(index_functions(app))
-T0 = 1_700_000_000.0
 
 
-class Instance:
-    """An instance and its history, stepped one episode at a time."""
+class Instance(SteppedInstance):
+    """An instance of this module's app, stepped one episode at a time."""
 
     def __init__(self, name: str) -> None:
-        self.record, start = new_instance(name, "i1", None, T0)
-        self.record.status = RUNNING
-        self.history: list[Json] = []
-        self.pending: list[Json] = [start.event]
-        self.now = T0
-
-    def step(self, *events: Json) -> Episode:
-        self.now += 1
-        delivered = self.pending + list(events)
-        self.pending = []
-        episode = RUNNER.run(self.record, self.history, delivered, self.now)
-        self.history.extend(episode.new_history)
-        return episode
+        super().__init__(RUNNER, name)
 
     def scheduled(self, episode: Episode) -> list[tuple[str, int, str | None]]:
         kinds = {EventType.TaskScheduled, EventType.TimerCreated, EventType.SubOrchestrationInstanceCreated,

@@ -21,6 +21,7 @@ from funchost.durable.history import EventType
 from funchost.durable.replay import Episode, EpisodeRunner, new_instance
 from funchost.durable.rewind import Rewind, RewindConflictError, RewindStep
 from funchost.stores.base import COMPLETED, FAILED, RUNNING, TERMINATED, InstanceRecord, Json
+from tests.unit.episodes import T0, SteppedInstance
 
 app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 RETRY = df.RetryOptions(1000, 2)
@@ -52,27 +53,13 @@ def echo(value: Any) -> Any:
 
 
 RUNNER = EpisodeRunner(index_functions(app))
-T0 = 1_700_000_000.0
 
 
-class Instance:
-    """An instance and its history, stepped one episode at a time as the engine would."""
+class Instance(SteppedInstance):
+    """An instance of this module's app, stepped one episode at a time as the engine would, and rewound."""
 
     def __init__(self, name: str) -> None:
-        self.record, start = new_instance(name, "i1", None, T0)
-        self.record.status = RUNNING
-        self.history: list[Json] = []
-        self.pending: list[Json] = [start.event]
-        self.now = T0
-
-    def step(self, *events: Json) -> Episode:
-        self.now += 1
-        delivered = self.pending + list(events)
-        self.pending = []
-        episode = RUNNER.run(self.record, self.history, delivered, self.now)
-        self.history.extend(episode.new_history)
-        self.record.status = episode.status
-        return episode
+        super().__init__(RUNNER, name)
 
     def rewind(self, children: dict[int, InstanceRecord | None] | None = None, *, now: float | None = None,
                in_flight: int = 0) -> RewindStep:
