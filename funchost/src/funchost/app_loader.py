@@ -1,8 +1,8 @@
 """Imports a Function App the way the Python worker does and indexes its functions by trigger.
 
-The worker imports the script as module ``function_app`` (custom payload classes are rebuilt
-through ``sys.modules[__module__]``, so the name matters) and requires exactly one
-``FunctionRegister`` among its globals; ``get_functions()`` then builds and validates them, and the
+The worker imports the script (``function_app.py``, or ``PYTHON_SCRIPT_FILE_NAME``) as the module named
+after it (custom payload classes are rebuilt through ``sys.modules[__module__]``, so the name matters)
+and requires exactly one ``FunctionRegister`` among its globals (``loader.index_function_app``); ``get_functions()`` then builds and validates them, and the
 worker refuses the app if it cannot load one of them (``funchost.worker_checks``).
 """
 
@@ -26,7 +26,7 @@ from funchost.worker_checks import check_app_functions
 
 logger = logging.getLogger(__name__)
 
-MODULE_NAME = "function_app"
+DEFAULT_SCRIPT = "function_app.py"
 
 
 @dataclass(frozen=True)
@@ -107,34 +107,38 @@ def put_app_first_on_sys_path(app_dir: Path) -> None:
 
 
 def import_app(app_dir: Path, script_name: str | None = None) -> Any:
-    """Import the app's script as module ``function_app`` and return its FunctionRegister."""
-    script_name = script_name or os.environ.get("PYTHON_SCRIPT_FILE_NAME") or "function_app.py"
+    """Import the app's script as the module named after it (``function_app``) and return its FunctionRegister.
+
+    The refusals for no FunctionRegister and for more than one start with the worker's own words."""
+    script_name = script_name or os.environ.get("PYTHON_SCRIPT_FILE_NAME") or DEFAULT_SCRIPT
     script = app_dir / script_name
+    module_name = Path(script_name).stem
     if not app_dir.is_dir():
         raise AppLoadError(f"App folder {app_dir} does not exist.")
     if not script.is_file():
         raise AppLoadError(f"No {script_name} in {app_dir}: funchost runs apps of the Python v2 programming model.")
     put_app_first_on_sys_path(app_dir)
-    spec = importlib.util.spec_from_file_location(MODULE_NAME, script)
+    spec = importlib.util.spec_from_file_location(module_name, script)
     if spec is None or spec.loader is None:
         raise AppLoadError(f"Cannot load {script}")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[MODULE_NAME] = module
+    sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
-        del sys.modules[MODULE_NAME]
+        del sys.modules[module_name]
         logger.debug("import of %s failed", script, exc_info=True)
         raise AppLoadError(f"{script_name} failed to import: {_short_error(exc, script)}") from exc
     registers = [v for v in vars(module).values() if isinstance(v, func.FunctionRegister)]
     if not registers:
         raise AppLoadError(
-            f"{script_name} defines no FunctionApp: create one (app = df.DFApp() or func.FunctionApp()) "
-            "at module level and register functions on it."
+            f"Could not find top level function app instances in {script_name}. Create one (app = df.DFApp() "
+            "or func.FunctionApp()) at module level and register functions on it."
         )
     if len(registers) > 1:
         raise AppLoadError(
-            f"{script_name} defines {len(registers)} FunctionApp objects; the worker accepts exactly one.")
+            f"More than one {type(registers[0]).__name__} or other top level function app instances are defined "
+            f"in {script_name} ({len(registers)}); the worker accepts exactly one.")
     return registers[0]
 
 
