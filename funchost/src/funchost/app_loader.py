@@ -2,8 +2,9 @@
 
 The worker imports the script (``function_app.py``, or ``PYTHON_SCRIPT_FILE_NAME``) as the module named
 after it (custom payload classes are rebuilt through ``sys.modules[__module__]``, so the name matters)
-and requires exactly one ``FunctionRegister`` among its globals (``loader.index_function_app``); ``get_functions()`` then builds and validates them, and the
-worker refuses the app if it cannot load one of them (``funchost.worker_checks``).
+and requires exactly one ``FunctionRegister`` among its globals (``loader.index_function_app``);
+``get_functions()`` then builds and validates them, and the worker refuses the app if it cannot load
+one of them (``funchost.worker_checks``).
 """
 
 from __future__ import annotations
