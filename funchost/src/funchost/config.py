@@ -175,6 +175,8 @@ def load_host_config(app_dir: Path, hub_name: str | None = None) -> HostConfig:
     if not isinstance(durable_raw, dict):
         raise ConfigError("host.json: extensions.durableTask must be an object")
     provider = durable_raw.get("storageProvider") or {}
+    if not isinstance(provider, dict):
+        provider = {}
     hub = hub_name if hub_name is not None else durable_raw.get("hubName", DEFAULT_HUB_NAME)
     if not isinstance(hub, str) or not hub.strip():
         raise ConfigError("host.json: extensions.durableTask.hubName must be a non-empty string")
@@ -190,11 +192,10 @@ def load_host_config(app_dir: Path, hub_name: str | None = None) -> HostConfig:
         max_concurrent_orchestrations=_positive_int(durable_raw, "maxConcurrentOrchestratorFunctions", 10),
         max_concurrent_entities=_positive_int(durable_raw, "maxConcurrentEntityFunctions", 10),
         max_entity_batch_size=_positive_int(durable_raw, "maxEntityOperationBatchSize", 50),
-        partition_count=_positive_int(provider if isinstance(provider, dict) else {}, "partitionCount", 4),
-        max_dequeue_count=_positive_int(provider if isinstance(provider, dict) else {}, "maxDequeueCount", 5),
-        visibility_timeout_s=_timespan_seconds(provider if isinstance(provider, dict) else {},
-                                               "controlQueueVisibilityTimeout", 10),
-        storage_provider_type=_storage_provider_type(provider if isinstance(provider, dict) else {}),
+        partition_count=_positive_int(provider, "partitionCount", 4),
+        max_dequeue_count=_positive_int(provider, "maxDequeueCount", 5),
+        visibility_timeout_s=_timespan_seconds(provider, "controlQueueVisibilityTimeout", 10),
+        storage_provider_type=_storage_provider_type(provider),
         default_version=_default_version(durable_raw),
         version_match_strategy=_strategy(durable_raw, "versionMatchStrategy", VersionMatchStrategy,
                                          VersionMatchStrategy.CURRENT_OR_OLDER),

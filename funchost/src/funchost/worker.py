@@ -114,6 +114,12 @@ class Worker:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
+def call_here(fn: Callable[..., Any], /, *args: Any) -> Any:
+    """Call ``fn`` in the calling thread: how pure host code (and its unit tests) invokes a handler when no
+    worker is involved."""
+    return fn(*args)
+
+
 def _sync_invocation(fn: Callable[..., Any], invocation_id: str | None, kwargs: dict[str, Any]) -> Any:
     invocation_id_local.invocation_id = invocation_id
     try:

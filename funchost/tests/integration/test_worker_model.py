@@ -242,17 +242,24 @@ def test_python_threadpool_thread_count_bounds_the_sync_pool(start_host: StartHo
 # --- stopping -----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("store_kind", ["sqlite"])
-def test_a_stop_does_not_wait_for_a_function_that_blocks(start_host: StartHost, gates: Gates) -> None:
+def test_a_stop_does_not_wait_for_functions_that_block_and_their_activity_runs_again_on_the_next_start(
+        start_host: StartHost, gates: Gates) -> None:
     host = start_host(APP, env={"GATES_DIR": str(gates.folder)})
-    Background(host, "POST", "/api/block/sync/forever")
-    gates.wait_entered("forever")
+    Background(host, "POST", "/api/block/sync/http")
+    instance_id = start(host, "call_blocking_activity", "activity")
+    gates.wait_entered("http", "activity")
     assert host.process is not None
 
     host.process.send_signal(signal.SIGTERM)
     try:
         code = host.process.wait(timeout=QUICK)
     except subprocess.TimeoutExpired:
-        pytest.fail(f"funchost still runs {QUICK}s after SIGTERM while a function blocks:\n{host.log()}")
+        pytest.fail(f"funchost still runs {QUICK}s after SIGTERM while functions block:\n{host.log()}")
 
     assert code == 0
-    assert "1 function invocation(s) still running; exiting without waiting for them." in host.log()
+    assert "2 function invocation(s) still running; exiting without waiting for them." in host.log()
+    (gates.folder / "activity.entered").unlink()
+    restarted = start_host(APP, env={"GATES_DIR": str(gates.folder)})
+    gates.wait_entered("activity")  # the activity the stop cut off runs again
+    gates.open("activity")
+    assert completed_output(restarted, instance_id)["main_thread"] is False

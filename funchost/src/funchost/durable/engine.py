@@ -413,10 +413,7 @@ class Engine:
         logger.error("instance %s: failed: %s (versionFailureStrategy Fail)", record.instance_id, mismatch.describe())
         checkpoint = Checkpoint(instance=record, consumed=[m.id for m in messages if m.id is not None],
                                 new_history=versioning.failed_history(now, [] if started else own))
-        record.status = FAILED
-        record.output = json.dumps(versioning.MISMATCH_OUTPUT)
-        record.completed_time = now
-        self._notify_parent(record, checkpoint, now, failure=versioning.MISMATCH_OUTPUT)
+        self._end(record, checkpoint, now, FAILED, versioning.MISMATCH_OUTPUT, failure=versioning.MISMATCH_OUTPUT)
         await self._commit_instance(checkpoint)
         return True
 
@@ -471,22 +468,17 @@ class Engine:
         if kind == POISON:
             message = f"Orchestrator function '{record.name}' failed: {ev['Reason']}"
             logger.error("instance %s: %s", record.instance_id, message)
-            record.status = FAILED
-            record.output = json.dumps(message)
-            record.completed_time = now
             checkpoint.new_history.append(h.execution_completed(now, OrchestrationStatusCode.Failed,
-                                                                record.output))
-            self._notify_parent(record, checkpoint, now, failure=message)
+                                                                json.dumps(message)))
+            self._end(record, checkpoint, now, FAILED, message, failure=message)
             return True
         if kind == EventType.ExecutionTerminated:
             reason = ev.get("Input")
-            record.status = TERMINATED
-            record.output = json.dumps(reason)
-            record.completed_time = now
             checkpoint.new_history.append(ev)
             checkpoint.new_history.append(h.execution_completed(now, OrchestrationStatusCode.Terminated,
                                                                 json.dumps(reason)))
-            self._notify_parent(record, checkpoint, now, failure=f"The sub-orchestration was terminated: {reason}")
+            self._end(record, checkpoint, now, TERMINATED, reason,
+                      failure=f"The sub-orchestration was terminated: {reason}")
             return True
         if kind == EventType.ExecutionSuspended and record.status in (RUNNING, PENDING):
             record.status = SUSPENDED
@@ -497,6 +489,15 @@ class Engine:
             checkpoint.new_history.append(ev)
             self.wake(record.instance_id)  # held messages are delivered now
         return False
+
+    def _end(self, record: InstanceRecord, checkpoint: Checkpoint, now: float, status: str, output: Any,
+             failure: str) -> None:
+        """End the instance with ``status`` and ``output`` (as JSON) outside an episode, and tell its parent,
+        which learns ``failure``; the caller writes the history that says why."""
+        record.status = status
+        record.output = json.dumps(output)
+        record.completed_time = now
+        self._notify_parent(record, checkpoint, now, failure=failure)
 
     def _notify_parent(self, record: InstanceRecord, checkpoint: Checkpoint, now: float,
                        failure: str | None) -> None:

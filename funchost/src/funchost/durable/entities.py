@@ -18,6 +18,7 @@ import azure.functions as func
 from funchost.app_loader import DurableHandler
 from funchost.durable import history as h
 from funchost.stores.base import EntityRecord, Json, Message
+from funchost.worker import call_here
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class BatchOutcome:
 
 
 def run_batch(handler: DurableHandler, entity: str, current: EntityRecord | None, requests: list[Json],
-              invoke: Callable[..., Any] = lambda fn, *args: fn(*args)) -> BatchOutcome:
+              invoke: Callable[..., Any] = call_here) -> BatchOutcome:
     """Run ``requests`` (RequestMessages, in order) against the entity's current state; ``invoke`` calls the
     SDK's handler (the engine passes the worker's, which runs an ``async def`` one on the worker's loop)."""
     name, key = split_entity_id(entity)

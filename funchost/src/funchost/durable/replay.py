@@ -37,6 +37,7 @@ from funchost.stores.base import (
     Json,
     Message,
 )
+from funchost.worker import call_here
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +162,7 @@ def invoke_orchestrator(handler: DurableHandler, record: InstanceRecord, past: l
 class EpisodeRunner:
     """Runs episodes of one instance against the app's functions; ``invoke`` calls the SDK's handler."""
 
-    def __init__(self, functions: FunctionIndex, invoke: Invoke = lambda fn, *args: fn(*args),
+    def __init__(self, functions: FunctionIndex, invoke: Invoke = call_here,
                  default_version: str | None = None) -> None:
         self.functions = functions
         self.invoke = invoke
