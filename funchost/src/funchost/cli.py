@@ -16,6 +16,7 @@ from funchost import __version__
 from funchost.app_loader import FunctionIndex, load_app
 from funchost.config import STORAGE_PROVIDER_TYPES, HostConfig, load_host_config, load_local_settings
 from funchost.durable.engine import Engine
+from funchost.durable.instance_cache import cache_bytes_setting
 from funchost.errors import FunchostError
 from funchost.host_thread import HostThread
 from funchost.http.server import TriggerRouter, build_app
@@ -84,7 +85,7 @@ async def _serve(app_dir: Path, config: HostConfig, functions: FunctionIndex, wo
     if note:
         logger.warning("%s", note)
     logger.info("task hub %s on %s", config.durable.hub_name, store.location)
-    engine = Engine(store, functions, config.durable, worker)
+    engine = Engine(store, functions, config.durable, worker, cache_bytes=cache_bytes_setting())
     local_host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     rpc_base = f"http://{local_host}:{args.port}"
     app = build_app(functions, engine, hub=config.durable.hub_name, route_prefix=config.route_prefix,

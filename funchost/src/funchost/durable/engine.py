@@ -20,7 +20,7 @@ import json
 import logging
 import time
 import uuid
-from collections import Counter, OrderedDict
+from collections import Counter
 from typing import Any
 
 from funchost.app_loader import FunctionIndex
@@ -30,6 +30,7 @@ from funchost.durable import versioning
 from funchost.durable.activities import ActivityRunner
 from funchost.durable.entities import operation_request, run_batch, split_entity_id
 from funchost.durable.history import EventType, OrchestrationStatusCode
+from funchost.durable.instance_cache import DEFAULT_MAX_MB, InstanceCache
 from funchost.durable.replay import EpisodeRunner, new_engine_state, new_instance, order_for_delivery
 from funchost.durable.rewind import NOT_FAILED_MESSAGE, Rewind, RewindStep
 from funchost.errors import CheckpointConflictError, ManagementError
@@ -52,7 +53,6 @@ from funchost.worker import Worker
 
 logger = logging.getLogger(__name__)
 
-CACHE_SIZE = 2000
 POISON = -1  # a control event of this engine's own: fail the instance, its message kept failing
 RECENT_ENTITY_REQUESTS = 500  # request ids an entity remembers, to drop a redelivered operation
 # An episode replays the whole history, so its cost grows with it. While an instance still has
@@ -68,7 +68,8 @@ CLAIM_TIMEOUT = 30.0  # how long a rewind waits for a worker to let go of an ins
 class Engine:
     """Owns one open task hub and runs everything addressed to it."""
 
-    def __init__(self, store: Store, functions: FunctionIndex, settings: DurableSettings, worker: Worker) -> None:
+    def __init__(self, store: Store, functions: FunctionIndex, settings: DurableSettings, worker: Worker,
+                 cache_bytes: int = DEFAULT_MAX_MB * 1024 * 1024) -> None:
         self.store = store
         self.functions = functions
         self.settings = settings
@@ -82,7 +83,7 @@ class Engine:
         self._activity_queue: asyncio.Queue[ActivityTask] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
         self._timers: dict[tuple[str, float], asyncio.TimerHandle] = {}
-        self._cache: OrderedDict[str, tuple[InstanceRecord, list[Json]]] = OrderedDict()
+        self._cache = InstanceCache(max_bytes=cache_bytes)
         self._inflight: Counter[str] = Counter()
         self._episode_cost: dict[str, float] = {}
         self._deferred: dict[str, float] = {}
@@ -151,40 +152,41 @@ class Engine:
         if checkpoint.instance is not None:
             await self._remember(checkpoint.instance, checkpoint.new_history, checkpoint.replace_history)
         for child in checkpoint.new_instances:
-            self._cache[child.instance_id] = (child, [])
+            self._cache.put(child, [])
+        if checkpoint.instance is not None and checkpoint.instance.is_terminal:
+            self._ended(checkpoint.instance.instance_id)
 
     # --- the instance cache (this host owns the hub, so the cache cannot go stale) -------------
 
     async def _load(self, instance_id: str) -> tuple[InstanceRecord, list[Json]] | None:
         cached = self._cache.get(instance_id)
         if cached is not None:
-            self._cache.move_to_end(instance_id)
             return cached
         record = await self.store.load_instance(instance_id)
         if record is None:
             return None
-        entry = (record, await self.store.load_history(instance_id))
-        self._cache[instance_id] = entry
-        self._trim_cache()
-        return entry
+        history = await self.store.load_history(instance_id)
+        self._cache.put(record, history)
+        return record, history
 
     async def _remember(self, record: InstanceRecord, new_history: list[Json], replace: bool) -> None:
-        cached = self._cache.get(record.instance_id)
-        if cached is None or replace:
-            history = list(new_history) if replace else await self.store.load_history(record.instance_id)
+        if replace:
+            self._cache.put(record, list(new_history))
+        elif self._cache.history_of(record.instance_id) is not None:
+            self._cache.extend(record, new_history)
         else:
-            history = cached[1]
-            history.extend(new_history)
-        self._cache[record.instance_id] = (record, history)
-        self._cache.move_to_end(record.instance_id)
-        self._trim_cache()
-
-    def _trim_cache(self) -> None:
-        while len(self._cache) > CACHE_SIZE:
-            self._cache.popitem(last=False)
+            self._cache.put(record, await self.store.load_history(record.instance_id))
 
     def forget(self, instance_id: str) -> None:
-        self._cache.pop(instance_id, None)
+        self._cache.discard(instance_id)
+
+    def _ended(self, instance_id: str) -> None:
+        """Drop the per-instance bookkeeping of an instance that finished or is gone (the cache entry stays:
+        a finished instance is still read by status queries)."""
+        self._episode_cost.pop(instance_id, None)
+        self._deferred.pop(instance_id, None)
+        if self._version_refused:
+            self._version_refused = {key for key in self._version_refused if key[0] != instance_id}
 
     # --- workers --------------------------------------------------------------------------------
 
@@ -639,6 +641,7 @@ class Engine:
     async def purge(self, instance_ids: list[str]) -> int:
         for instance_id in instance_ids:
             self.forget(instance_id)
+            self._ended(instance_id)
         return await self.store.purge(instance_ids)
 
     async def signal_entity(self, name: str, key: str, operation: str, input_text: str | None) -> None:

@@ -91,10 +91,14 @@ class HistoryTable:
         rows: list[Any] = await self._retry(fetch, f"reading the history of {instance_id}")
         sentinel = next((row for row in rows if row["RowKey"] == SENTINEL_RK), None)
         if sentinel is None:
-            self._sentinels[instance_id] = Sentinel(None, 0)
+            # No entry for an id that has no history: every read of an unknown id would add one.
+            self._sentinels.pop(instance_id, None)
             return []
         state = Sentinel.of(sentinel)
-        self._sentinels[instance_id] = state
+        if state.terminal:
+            self._sentinels.pop(instance_id, None)  # see ``write``: finished runs keep no entry
+        else:
+            self._sentinels[instance_id] = state
         return await events_from_rows(rows, state.count, instance_id, self._payloads)
 
     async def prepare(self, record: InstanceRecord, events: list[Json], replace: bool,
@@ -107,7 +111,8 @@ class HistoryTable:
             # that ETag would replace a live run. A start may only create the history, or replace a
             # finished one (see ``write``).
             known = None
-        if known is None and not replace:
+        if known is None and (not replace or record.status != PENDING):
+            # Not known: a step of a run whose entry was dropped, or a continue-as-new or rewind of it.
             row = await self.sentinel(iid)
             known = Sentinel.of(row) if row is not None else Sentinel(None, 0)
         start = 0 if replace else (known.count if known else 0)
@@ -166,8 +171,12 @@ class HistoryTable:
                 self._sentinels.pop(iid, None)
                 raise CheckpointConflictError(iid) from err
         count = int(prepared.sentinel["HistoryEventCount"])
-        self._sentinels[iid] = Sentinel(etag, count, frozenset(refs_of(prepared.sentinel)),
-                                        prepared.sentinel.get("RuntimeStatus") in TERMINAL_STATUSES)
+        if prepared.sentinel.get("RuntimeStatus") in TERMINAL_STATUSES:
+            # A finished run is written again only by a new execution or a rewind, which read or create
+            # its sentinel anyway: keeping its ETag would hold one entry per instance ever finished.
+            self._sentinels.pop(iid, None)
+        else:
+            self._sentinels[iid] = Sentinel(etag, count, frozenset(refs_of(prepared.sentinel)))
         previous = state.count if state is not None else 0
         if previous > count:
             await self._drop_rows(iid, count, previous)

@@ -266,7 +266,7 @@ class AzureStorageStore:
         row = await self._get(hub.entities, entity_id, "")
         if row is None:
             return None
-        self._entity_refs[entity_id] = frozenset(refs_of(row))
+        self._remember_refs(entity_id, frozenset(refs_of(row)))
         return await entity_from_row(row, hub.payloads)
 
     async def list_entities(self, name: str | None, top: int,
@@ -432,9 +432,17 @@ class AzureStorageStore:
         await self._retry(lambda: entities.upsert_entity(row, mode=UpdateMode.REPLACE), f"writing entity {entity_id}")
         new_refs = frozenset(refs_of(row))
         stale = self._entity_refs.get(entity_id, frozenset()) - new_refs
-        self._entity_refs[entity_id] = new_refs
+        self._remember_refs(entity_id, new_refs)
         for key in stale:  # the previous large state, no longer referred to
             await self._drop_value(entity_id, key)
+
+    def _remember_refs(self, entity_id: str, refs: frozenset[str]) -> None:
+        """Only entities whose state is a large value (kept in the payload table) have an entry: one per entity
+        ever seen would grow without bound."""
+        if refs:
+            self._entity_refs[entity_id] = refs
+        else:
+            self._entity_refs.pop(entity_id, None)
 
     async def _delete_entity(self, entity_id: str) -> None:
         entities = self._hub.entities

@@ -111,6 +111,14 @@ class FunchostProcess:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait()
 
+    def rss_bytes(self) -> int:
+        """The host process's resident set size now (Linux: VmRSS of /proc/<pid>/status)."""
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError("the host's /proc status has no VmRSS line")
+
     # --- HTTP -------------------------------------------------------------------------------
 
     def request(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
