@@ -365,7 +365,8 @@ class AzureStorageStore:
         pending += [o.payload for o in outgoing if o.payload is not None]
         history: PreparedHistory | None = None
         if cp.instance is not None:
-            history = await hub.history.prepare(cp.instance, cp.new_history, cp.replace_history, pending)
+            history = await hub.history.prepare(cp.instance, cp.new_history, cp.replace_history, pending,
+                                                replace_live=cp.replace_live)
         empties = [(child.instance_id, hub.history.empty(child, pending)) for child in cp.new_instances]
         own_row = instance_row(cp.instance, pending) if cp.instance is not None else None
         child_rows = [instance_row(child, pending) for child in cp.new_instances]
