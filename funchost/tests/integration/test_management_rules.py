@@ -10,9 +10,11 @@ test runs on the SQLite and the Azure Storage task hub, through the public HTTP 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,20 @@ from urllib.parse import urlencode
 
 import pytest
 
+from funchost.stores.azure import AzureStorageStore
+from funchost.stores.azure_settings import storage_settings_from_env
+from funchost.stores.base import (
+    COMPLETED,
+    FAILED,
+    RUNNING,
+    ActivityTask,
+    Checkpoint,
+    InstanceQuery,
+    InstanceRecord,
+    Store,
+)
+from funchost.stores.sqlite import SqliteStore
+from funchost.testing.azurite import Azurite
 from funchost.testing.process import FunchostProcess, HttpResult
 from funchost.testing.pytest_plugin import StartHost
 from tests.integration._durable_helpers import (
@@ -250,6 +266,44 @@ def test_a_purge_racing_a_large_event_never_reports_a_live_instance_deleted(host
             assert host.delete(f"{DURABLE}/instances/{instance_id}").json() == {"instancesDeleted": 1}
         stays_gone(host, instance_id)
     print(f"purge right after a large event: instancesDeleted per try {outcomes}")
+
+
+def test_the_stores_purge_only_finished_instances(request: pytest.FixtureRequest, store_kind: str,
+                                                  tmp_path: Path) -> None:
+    """The stores keep the rule themselves: a live instance handed to ``purge`` is left whole, not counted."""
+    store: Store
+    if store_kind == "azure":
+        server: Azurite = request.getfixturevalue("azurite")
+        settings = storage_settings_from_env({"AzureWebJobsStorage": server.connection_string})
+        store = AzureStorageStore(settings, f"t{uuid.uuid4().hex[:14]}", poll_max_s=0.2)
+    else:
+        store = SqliteStore(tmp_path / "hub.sqlite", "PurgeHub")
+
+    async def scenario() -> tuple[int, list[str], int]:
+        await store.open(_Quiet())
+        try:
+            for instance_id, status in (("live", RUNNING), ("done", COMPLETED), ("failed", FAILED)):
+                now = time.time()
+                rec = InstanceRecord(instance_id=instance_id, name="orch", execution_id=uuid.uuid4().hex,
+                                     status=status, input=None, created_time=now, last_updated_time=now)
+                await store.commit(Checkpoint(instance=rec, replace_history=True, new_history=[{"EventType": 0}]))
+            deleted = await store.purge(["live", "done", "failed", "never-was"])
+            left, _ = await store.query_instances(InstanceQuery())
+            return deleted, [r.instance_id for r in left], len(await store.load_history("live"))
+        finally:
+            await store.close()
+
+    assert asyncio.run(scenario()) == (2, ["live"], 1)
+
+
+class _Quiet:
+    """A listener for a store driven directly: nothing here runs what it announces."""
+
+    def instance_ready(self, instance_id: str) -> None:
+        pass
+
+    def activity_ready(self, task: ActivityTask) -> None:
+        pass
 
 
 # --- waiting on the start route ---------------------------------------------------------------------
