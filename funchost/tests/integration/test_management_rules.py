@@ -243,6 +243,11 @@ def test_a_result_that_reaches_a_purged_instance_is_dropped(host: FunchostProces
     stays_gone(host, instance_id)
 
 
+def purge_after(host: FunchostProcess, instance_id: str, delay: float) -> HttpResult:
+    time.sleep(delay)
+    return host.delete(f"{DURABLE}/instances/{instance_id}")
+
+
 @pytest.mark.timeout(120)
 def test_a_purge_racing_a_large_event_never_reports_a_live_instance_deleted(host: FunchostProcess) -> None:
     # Over the 64 KB of a queue message: on Azure Storage it goes through the payload table.
@@ -252,10 +257,11 @@ def test_a_purge_racing_a_large_event_never_reports_a_live_instance_deleted(host
         instance_id = unique_id(f"race{attempt}")
         start(host, "wait_for_approval", instance_id=instance_id)
         wait_until_waiting(host, instance_id)
-        # The event and the purge at the same moment: the purge finds the run live or finished, never between.
+        # The event and the purge together, the purge a little later on each try (so that over the tries it
+        # lands before, while and after the event is taken): it finds the run live or finished, never between.
         with ThreadPoolExecutor(2) as pool:
             raised = pool.submit(raise_public, host, instance_id, "approval", large)
-            purged = pool.submit(host.delete, f"{DURABLE}/instances/{instance_id}").result()
+            purged = pool.submit(purge_after, host, instance_id, attempt * 0.04).result()
         assert raised.result().status == 202
         assert purged.status == 200, purged.text
         deleted = purged.json()["instancesDeleted"]
