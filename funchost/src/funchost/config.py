@@ -34,7 +34,15 @@ class VersionFailureStrategy(str, Enum):
     FAIL = "Fail"
 
 
-StrategyT = TypeVar("StrategyT", VersionMatchStrategy, VersionFailureStrategy)
+class OverridableStates(str, Enum):
+    """``overridableExistingInstanceStates``: which existing instances a start of the same id replaces (the
+    Durable extension's ``OverridableStates``, declared in its order; its default is ``NonRunningStates``)."""
+
+    ANY_STATE = "AnyState"
+    NON_RUNNING_STATES = "NonRunningStates"
+
+
+StrategyT = TypeVar("StrategyT", VersionMatchStrategy, VersionFailureStrategy, OverridableStates)
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,8 @@ class DurableSettings:
     default_version: str | None = None
     version_match_strategy: VersionMatchStrategy = VersionMatchStrategy.CURRENT_OR_OLDER
     version_failure_strategy: VersionFailureStrategy = VersionFailureStrategy.REJECT
+    # Which existing instance a start of its id replaces; DurableTaskOptions' default keeps a live one.
+    overridable_existing_instance_states: OverridableStates = OverridableStates.NON_RUNNING_STATES
 
 
 # The Durable extension's storage providers by their storageProvider.type (compared case-insensitively, as
@@ -201,6 +211,8 @@ def load_host_config(app_dir: Path, hub_name: str | None = None) -> HostConfig:
                                          VersionMatchStrategy.CURRENT_OR_OLDER),
         version_failure_strategy=_strategy(durable_raw, "versionFailureStrategy", VersionFailureStrategy,
                                            VersionFailureStrategy.REJECT),
+        overridable_existing_instance_states=_strategy(durable_raw, "overridableExistingInstanceStates",
+                                                       OverridableStates, OverridableStates.NON_RUNNING_STATES),
     )
     return HostConfig(route_prefix=prefix.strip("/"), durable=durable)
 

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from funchost.config import VersionFailureStrategy, VersionMatchStrategy, load_host_config, load_local_settings
+from funchost.config import (
+    OverridableStates,
+    VersionFailureStrategy,
+    VersionMatchStrategy,
+    load_host_config,
+    load_local_settings,
+)
 from funchost.errors import ConfigError
 
 
@@ -122,3 +128,23 @@ def test_the_hub_option_replaces_host_json_hub_name_without_resolving_it(tmp_pat
     assert load_host_config(tmp_path, hub_name="FromOption").durable.hub_name == "FromOption"
     with pytest.raises(ConfigError, match="UNSET_HUB_SETTING"):
         load_host_config(tmp_path)
+
+
+@pytest.mark.parametrize("value, expected", [
+    (None, OverridableStates.NON_RUNNING_STATES),  # DurableTaskOptions' default
+    ("AnyState", OverridableStates.ANY_STATE),
+    (" nonrunningstates ", OverridableStates.NON_RUNNING_STATES),
+    (0, OverridableStates.ANY_STATE),  # the enum's number, in the extension's declaration order
+])
+def test_overridable_existing_instance_states(tmp_path: Path, value: object, expected: OverridableStates) -> None:
+    section = {} if value is None else {"overridableExistingInstanceStates": value}
+    write(tmp_path / "host.json", {"extensions": {"durableTask": section}})
+    assert load_host_config(tmp_path).durable.overridable_existing_instance_states is expected
+
+
+def test_an_unknown_overridable_existing_instance_states_is_a_clear_error(tmp_path: Path) -> None:
+    write(tmp_path / "host.json", {"extensions": {"durableTask": {"overridableExistingInstanceStates": "Never"}}})
+    with pytest.raises(ConfigError) as caught:
+        load_host_config(tmp_path)
+    assert ("extensions.durableTask.overridableExistingInstanceStates must be one of AnyState, NonRunningStates, "
+            "not \"Never\"") in str(caught.value)

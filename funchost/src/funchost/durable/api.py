@@ -19,7 +19,7 @@ from funchost.durable.entities import entity_id, split_entity_id
 from funchost.durable.history import format_api_time, parse_time
 from funchost.durable.status import instance_status, parse_json_text
 from funchost.errors import ManagementError
-from funchost.stores.base import ALL_STATUSES, TERMINAL_STATUSES, InstanceQuery, InstanceRecord
+from funchost.stores.base import ALL_STATUSES, COMPLETED, TERMINAL_STATUSES, InstanceQuery, InstanceRecord
 
 WEBHOOK_PREFIX = "/runtime/webhooks/durabletask"
 RPC_PREFIX = "/durabletask"
@@ -138,9 +138,19 @@ class DurableApi:
             return self._check_status_response(request, record)
         seconds = _bounded_number(timeout, "timeout", 0, 3600)
         done = await self.engine.wait_until_done(record.instance_id, seconds)
-        if done is not None and done.is_terminal:
+        return self._completion_or_check_status(request, record, done)
+
+    def _completion_or_check_status(self, request: web.Request, started: InstanceRecord,
+                                    done: InstanceRecord | None) -> web.Response:
+        """What HttpApiHandler's WaitForCompletionOrCreateCheckStatusResponseAsync answers once the wait is
+        over: 200 with the output for Completed; for Failed, Terminated or Canceled the status body a status
+        request gives (200: the start route never asks for a 500 on failure), never the output alone, which for
+        a failure is only its message; 202 with the check-status links while it still runs."""
+        if done is None or not done.is_terminal:
+            return self._check_status_response(request, started)
+        if done.status == COMPLETED:
             return web.json_response(parse_json_text(done.output), status=200)
-        return self._check_status_response(request, record)
+        return web.json_response(instance_status(done, show_input=_flag(request, "showInput", True)), status=200)
 
     async def get_status(self, request: web.Request) -> web.Response:
         instance_id = request.match_info["instance_id"]
@@ -194,18 +204,23 @@ class DurableApi:
         return web.json_response(body, status=200, headers=headers)
 
     async def purge_one(self, request: web.Request) -> web.Response:
+        # HttpApiHandler: 404 for an unknown id; otherwise 200 with what was deleted, which is 0 for an
+        # instance that still runs (only finished instances are purged, see Engine.purge).
         instance_id = request.match_info["instance_id"]
-        deleted = await self.engine.purge([instance_id])
-        if not deleted:
+        if await self.engine.get(instance_id) is None:
             raise ManagementError(404, f"No instance with ID '{instance_id}' found.")
+        deleted = await self.engine.purge([instance_id])
         return web.json_response({"instancesDeleted": deleted}, status=200)
 
     async def purge_by(self, request: web.Request) -> web.Response:
+        # HttpApiHandler: 400 without createdTimeFrom, 404 when nothing was deleted. Whatever runtimeStatus
+        # asks for, only finished instances go (DurableTask.AzureStorage keeps only the terminal statuses of
+        # the filter; durabletask-dotnet purges only finished instances).
         query = self._query(request, paged=False)
         if query.created_from is None:
             raise ManagementError(400, "Purging by filter needs createdTimeFrom.")
         records, _ = await self.engine.store.query_instances(query)
-        targets = [r.instance_id for r in records if r.is_terminal or query.statuses]
+        targets = [r.instance_id for r in records if r.is_terminal]
         deleted = await self.engine.purge(targets) if targets else 0
         if not deleted:
             raise ManagementError(404, "No instances matched the purge filter.")
@@ -238,7 +253,12 @@ class DurableApi:
     async def restart(self, request: web.Request) -> web.Response:
         new_id = _flag(request, "restartWithNewInstanceId", True)
         record = await self.engine.restart(request.match_info["instance_id"], new_id)
-        return self._check_status_response(request, record)
+        timeout = request.query.get("timeout")
+        if timeout is None:
+            return self._check_status_response(request, record)
+        # HttpApiHandler's restart waits like its start does.
+        done = await self.engine.wait_until_done(record.instance_id, _bounded_number(timeout, "timeout", 0, 3600))
+        return self._completion_or_check_status(request, record, done)
 
     async def rewind(self, request: web.Request) -> web.Response:
         await self.engine.rewind(request.match_info["instance_id"], request.query.get("reason"))

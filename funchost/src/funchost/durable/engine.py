@@ -24,7 +24,7 @@ from collections import Counter
 from typing import Any
 
 from funchost.app_loader import FunctionIndex
-from funchost.config import DurableSettings
+from funchost.config import DurableSettings, OverridableStates
 from funchost.durable import history as h
 from funchost.durable import versioning
 from funchost.durable.activities import ActivityRunner
@@ -37,6 +37,7 @@ from funchost.errors import CheckpointConflictError, ManagementError
 from funchost.stores.base import (
     CANCELED,
     COMPLETED,
+    CONTINUED_AS_NEW,
     FAILED,
     PENDING,
     RUNNING,
@@ -62,7 +63,7 @@ RECENT_ENTITY_REQUESTS = 500  # request ids an entity remembers, to drop a redel
 COALESCE_THRESHOLD = 0.02
 COALESCE_MAX = 0.5
 ACTIVE_STATUSES = (PENDING, RUNNING, SUSPENDED)
-CLAIM_TIMEOUT = 30.0  # how long a rewind waits for a worker to let go of an instance it needs
+CLAIM_TIMEOUT = 30.0  # how long a client operation (rewind, start, purge) waits for a worker to let go
 
 
 class Engine:
@@ -576,7 +577,14 @@ class Engine:
     async def start_new(self, name: str, instance_id: str | None, input_text: str | None,
                         version: str | None = None) -> InstanceRecord:
         """Create a Pending instance of orchestrator ``name``; without a ``version`` it gets defaultVersion
-        (the extension's start handler: ``?version=`` ?? DefaultVersion; an empty one stays empty)."""
+        (the extension's start handler: ``?version=`` ?? DefaultVersion; an empty one stays empty).
+
+        An id in use is started anew unless its instance is in a state host.json's
+        ``overridableExistingInstanceStates`` keeps (``_refused_statuses``). The replaced run's history goes;
+        its sub-orchestrations are instances of their own and stay (the extension does not purge them), and
+        whatever is still on its way to the old run (activity results, timers, a child's answer) is addressed
+        to the old execution id and dropped when it arrives.
+        """
         handler = self.functions.orchestrator(name)
         if handler is None:
             known = sorted({o.durable_name for o in self.functions.orchestrators.values()})
@@ -585,21 +593,36 @@ class Engine:
                                        f"are: {', '.join(known) or 'none'}.")
         instance_id = instance_id or uuid.uuid4().hex
         _check_instance_id(instance_id)
-        existing = await self._load(instance_id)
-        if existing is not None and existing[0].status in ACTIVE_STATUSES:
-            raise ManagementError(409, f"An instance with ID '{instance_id}' already exists and is "
-                                       f"{existing[0].status}; wait for it to finish, or terminate it first.")
         if version is None:
             version = self.settings.default_version
-        record, start = new_instance(handler.durable_name, instance_id, input_text, time.time(), version=version)
+        claimed: set[str] = set()
         try:
-            await self.commit(Checkpoint(instance=record, replace_history=True, messages=[start]))
-        except CheckpointConflictError as err:
-            # Another start of the same id won the race between our check and our write.
-            self.forget(instance_id)
-            raise ManagementError(409, f"An instance with ID '{instance_id}' was started at the same time; "
-                                       "it is already running.") from err
+            # Held as a worker holds it: no episode of the run being replaced commits after the new one.
+            await self._claim(instance_id, claimed)
+            existing = await self._load(instance_id)
+            if existing is not None and existing[0].status in self._refused_statuses():
+                raise _already_exists(existing[0].status)
+            record, start = new_instance(handler.durable_name, instance_id, input_text, time.time(),
+                                         version=version)
+            live = existing is not None and not existing[0].is_terminal
+            try:
+                await self.commit(Checkpoint(instance=record, replace_history=True, replace_live=live,
+                                             messages=[start]))
+            except CheckpointConflictError as err:
+                # Another writer of the task hub started the id between our check and our write.
+                self.forget(instance_id)
+                raise _already_exists(PENDING) from err
+        finally:
+            self._release(claimed)
         return record
+
+    def _refused_statuses(self) -> tuple[str, ...]:
+        """The statuses in which an existing instance is not replaced by a start of its id: the Durable
+        extension's ``OverridableStates.ToDedupeStatuses`` (NonRunningStates: Running, ContinuedAsNew, Pending,
+        Suspended; AnyState: none)."""
+        if self.settings.overridable_existing_instance_states == OverridableStates.ANY_STATE:
+            return ()
+        return (*ACTIVE_STATUSES, CONTINUED_AS_NEW)
 
     async def raise_event(self, instance_id: str, name: str, input_text: str | None) -> None:
         record = await self._require(instance_id)
@@ -631,18 +654,42 @@ class Engine:
         await self.commit(Checkpoint(messages=[Message(instance_id, ev)]))
 
     async def restart(self, instance_id: str, new_id: bool) -> InstanceRecord:
+        """Start the instance's orchestrator again with its input, as the extension's ``RestartAsync`` does: a
+        start (``start_new``) under a new id, or under the same id, which follows the rules of any start of an
+        id in use (a live instance is refused, a finished one replaced). Without a version: it gets today's
+        defaultVersion. An unknown id is a 404 here, which the SDK's ``restart`` words itself; the extension's
+        handler answers 400 for it."""
         record = await self._require(instance_id)
-        if not new_id and record.status in ACTIVE_STATUSES:
-            raise ManagementError(409, f"Instance '{instance_id}' is {record.status}; only a finished instance "
-                                       "can be restarted under the same ID.")
-        # Without a version, as the extension's restart starts it (StartNewAsync): it gets today's defaultVersion.
         return await self.start_new(record.name, None if new_id else instance_id, record.input)
 
     async def purge(self, instance_ids: list[str]) -> int:
-        for instance_id in instance_ids:
-            self.forget(instance_id)
-            self._ended(instance_id)
-        return await self.store.purge(instance_ids)
+        """Delete finished instances (Completed, Failed, Terminated, Canceled) with their history; the number
+        deleted. A live one is left as it is and not counted: durabletask-dotnet's ``PurgeInstanceAsync``
+        contract ("only orchestration instances in the Completed, Failed, or Terminated state can be purged").
+
+        Each instance is held as a worker holds it while it is checked and deleted, so no episode commits
+        under the purge's feet and brings it back; a message that reaches it afterwards finds no instance
+        and is dropped (``_process_instance``).
+        """
+        claimed: set[str] = set()
+        try:
+            finished: list[str] = []
+            for instance_id in instance_ids:
+                loaded = await self._load(instance_id)
+                if loaded is None or not loaded[0].is_terminal:
+                    continue  # live now: not purged (a finished instance never becomes live by itself)
+                await self._claim(instance_id, claimed)
+                loaded = await self._load(instance_id)  # a start may have replaced it meanwhile
+                if loaded is not None and loaded[0].is_terminal:
+                    finished.append(instance_id)
+            if not finished:
+                return 0
+            for instance_id in finished:
+                self.forget(instance_id)
+                self._ended(instance_id)
+            return await self.store.purge(finished)
+        finally:
+            self._release(claimed)
 
     async def signal_entity(self, name: str, key: str, operation: str, input_text: str | None) -> None:
         if self.functions.entity(name) is None:
@@ -703,7 +750,7 @@ class Engine:
         while instance_id in self._running or instance_id in self._queued:
             if time.monotonic() > deadline:
                 raise ManagementError(409, f"Instance '{instance_id}' stayed busy for {CLAIM_TIMEOUT:g}s; "
-                                           "try the rewind again.")
+                                           "try again.")
             await self.wait_for_change(0.05)
         self._running.add(instance_id)
         claimed.add(instance_id)
@@ -732,6 +779,13 @@ class Engine:
             if remaining <= 0:
                 return loaded[0]
             await self.wait_for_change(min(remaining, 0.5))
+
+
+def _already_exists(status: str) -> ManagementError:
+    """A start refused because the id's instance is live: DurableTask.AzureStorage's
+    OrchestrationAlreadyExistsException, which HttpApiHandler answers with 500 and these words."""
+    return ManagementError(500, f"An Orchestration instance with the status {status} already exists.",
+                           summary="Something went wrong while processing your request")
 
 
 def _check_instance_id(instance_id: str) -> None:

@@ -102,10 +102,16 @@ class HistoryTable:
         return await events_from_rows(rows, state.count, instance_id, self._payloads)
 
     async def prepare(self, record: InstanceRecord, events: list[Json], replace: bool,
-                      pending: list[PendingPayload]) -> PreparedHistory:
+                      pending: list[PendingPayload], *, replace_live: bool = False) -> PreparedHistory:
         iid = record.instance_id
         known = self._sentinels.get(iid)
-        if replace and record.status == PENDING and known is not None and not known.terminal:
+        if replace_live:
+            # A start allowed to replace a live run (overridableExistingInstanceStates AnyState): guarded by the
+            # ETag of the run it replaces, so a run another writer started since is still a conflict.
+            if known is None:
+                row = await self.sentinel(iid)
+                known = Sentinel.of(row) if row is not None else None
+        elif replace and record.status == PENDING and known is not None and not known.terminal:
             # A start (or restart) of the id. What this host last wrote of it may be a start that another
             # request of this host made after this one checked the id was free: guarding the write with
             # that ETag would replace a live run. A start may only create the history, or replace a

@@ -365,7 +365,8 @@ class AzureStorageStore:
         pending += [o.payload for o in outgoing if o.payload is not None]
         history: PreparedHistory | None = None
         if cp.instance is not None:
-            history = await hub.history.prepare(cp.instance, cp.new_history, cp.replace_history, pending)
+            history = await hub.history.prepare(cp.instance, cp.new_history, cp.replace_history, pending,
+                                                replace_live=cp.replace_live)
         empties = [(child.instance_id, hub.history.empty(child, pending)) for child in cp.new_instances]
         own_row = instance_row(cp.instance, pending) if cp.instance is not None else None
         child_rows = [instance_row(child, pending) for child in cp.new_instances]
@@ -453,8 +454,9 @@ class AzureStorageStore:
     # --- purge --------------------------------------------------------------------------------
 
     async def purge(self, instance_ids: list[str]) -> int:
-        """Delete instances with their history and large values. Messages still queued for them are
-        dropped by the engine when they arrive (a queue cannot delete selectively)."""
+        """Delete the finished ones of ``instance_ids`` with their history and large values; a live instance
+        is left whole (only finished instances are purged, see ``Engine.purge``). Messages still queued for
+        them are dropped by the engine when they arrive (a queue cannot delete selectively)."""
         await self._finish.settle(instance_ids)  # a row write still pending would bring a purged row back
         limit = asyncio.Semaphore(CONCURRENT_PURGES)
 
@@ -466,8 +468,11 @@ class AzureStorageStore:
 
     async def _purge_one(self, instance_id: str) -> int:
         hub = self._hub
-        existed = await self.load_instance(instance_id) is not None
+        record = await self.load_instance(instance_id)
+        if record is not None and not record.is_terminal:
+            return 0
+        # Without a sentinel there is no instance, but a purge cut off half-way may have left its rows.
         await hub.history.purge(instance_id)
         await self._retry(lambda: hub.instances.delete_entity(instance_id, ""), f"purging {instance_id}")
         await hub.payloads.delete_owner(instance_id)
-        return 1 if existed else 0
+        return 1 if record is not None else 0

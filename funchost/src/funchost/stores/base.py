@@ -95,6 +95,7 @@ class Checkpoint:
 
     instance: InstanceRecord | None = None
     replace_history: bool = False  # a new execution (start, restart, continue-as-new)
+    replace_live: bool = False  # that new execution may replace a run still live (overridableExistingInstanceStates)
     new_history: list[Json] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
     activities: list[ActivityTask] = field(default_factory=list)

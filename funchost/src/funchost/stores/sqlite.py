@@ -20,6 +20,7 @@ from typing import IO, Any
 
 from funchost.errors import StoreError, TaskHubLockedError
 from funchost.stores.base import (
+    TERMINAL_STATUSES,
     ActivityTask,
     Checkpoint,
     EntityRecord,
@@ -325,12 +326,19 @@ class SqliteStore:
         """Nothing to hand back: a message stays in its table until a checkpoint consumes it."""
 
     async def purge(self, instance_ids: list[str]) -> int:
+        """Delete the finished ones of ``instance_ids`` with their history, messages and work items; a live
+        instance is left whole (only finished instances are purged, see ``Engine.purge``)."""
         db = self.db
+        finished = ", ".join("?" * len(TERMINAL_STATUSES))
         db.execute("BEGIN IMMEDIATE")
         try:
             deleted = 0
             for iid in instance_ids:
-                deleted += db.execute("DELETE FROM instances WHERE instance_id = ?", (iid,)).rowcount
+                gone = db.execute(f"DELETE FROM instances WHERE instance_id = ? AND status IN ({finished})",
+                                  (iid, *sorted(TERMINAL_STATUSES))).rowcount
+                if not gone:
+                    continue
+                deleted += gone
                 db.execute("DELETE FROM history WHERE instance_id = ?", (iid,))
                 db.execute("DELETE FROM messages WHERE instance_id = ?", (iid,))
                 db.execute("DELETE FROM activities WHERE instance_id = ?", (iid,))
