@@ -73,13 +73,19 @@ async def read_body(request: web.Request, what: str) -> bytes:
             if size > limit:
                 raise too_large(what, None, limit)
             chunks.append(chunk)
-    except HttpProcessingError as err:
+    except (HttpProcessingError, web.RequestPayloadError) as err:
         # aiohttp undoes gzip/deflate/br while it reads; a body that is not what its header says fails here.
-        encoding = request.headers.get("Content-Encoding", "")
-        detail = f" as Content-Encoding '{encoding}' says" if encoding else ""
-        raise ManagementError(400, f"{what} could not be read{detail}: {err.message or type(err).__name__}.") \
-            from err
+        raise ManagementError(400, unreadable_body_message(request, err, what)) from err
     return b"".join(chunks)
+
+
+def unreadable_body_message(request: web.BaseRequest, err: Exception, what: str = "The request body") -> str:
+    """Why a body could not be read (its Content-Encoding, chunking or length did not hold)."""
+    encoding = request.headers.get("Content-Encoding", "")
+    detail = f" as its Content-Encoding '{encoding}' says" if encoding else ""
+    cause = err.__cause__ if isinstance(err, web.RequestPayloadError) and err.__cause__ else err
+    reason = getattr(cause, "message", None) or str(cause).strip() or type(cause).__name__
+    return f"{what} could not be read{detail}: {' '.join(str(reason).split())}."
 
 
 def decode_text(request: web.Request, body: bytes, what: str) -> str:

@@ -15,7 +15,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from funchost.app_loader import FunctionIndex, HttpFunction
 from funchost.durable.api import DurableApi, client_binding
 from funchost.durable.engine import Engine
-from funchost.http.bodies import BODY_LIMIT_KEY, BODY_LIMIT_SETTING, body_limit
+from funchost.http.bodies import BODY_LIMIT_KEY, BODY_LIMIT_SETTING, body_limit, unreadable_body_message
 from funchost.http.routing import RouteTemplate
 from funchost.http.triggers import HttpInvoker, json_error
 from funchost.worker import Worker
@@ -106,12 +106,9 @@ async def _json_errors(request: web.Request, handler: object) -> web.StreamRespo
             json_error(413, "payload_too_large", exc.reason)
     except web.HTTPException as exc:
         return json_error(exc.status, "bad_request", exc.reason)
-    except HttpProcessingError as exc:
+    except (HttpProcessingError, web.RequestPayloadError) as exc:
         # The body could not be read as its headers describe it (Content-Encoding, chunking, length).
-        encoding = request.headers.get("Content-Encoding")
-        told = f" (Content-Encoding: {encoding})" if encoding else ""
-        return json_error(400, "bad_request", f"The request body could not be read{told}: "
-                                              f"{exc.message or type(exc).__name__}.")
+        return json_error(400, "bad_request", unreadable_body_message(request, exc))
     except Exception:
         logger.exception("unhandled error serving %s %s", request.method, request.path)
         return json_error(500, "internal_error", "The host failed to handle this request; see its log.")
