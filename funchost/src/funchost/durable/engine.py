@@ -34,6 +34,7 @@ from funchost.durable.ids import entity_id_problem, instance_id_problem
 from funchost.durable.replay import EpisodeRunner, new_engine_state, new_instance, order_for_delivery
 from funchost.durable.rewind import NOT_FAILED_MESSAGE, Rewind, RewindStep
 from funchost.errors import CheckpointConflictError, ManagementError
+from funchost.limits import body_limit
 from funchost.stores.base import (
     CANCELED,
     COMPLETED,
@@ -74,7 +75,8 @@ class Engine:
         self.functions = functions
         self.settings = settings
         self.worker = worker
-        self.episodes = EpisodeRunner(functions, invoke=worker.call_blocking, default_version=settings.default_version)
+        self.episodes = EpisodeRunner(functions, invoke=worker.call_blocking, default_version=settings.default_version,
+                                      output_limit=body_limit())
         self.activities = ActivityRunner(functions, worker)
         self._ready: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()

@@ -3,10 +3,8 @@
 Every management route reads its body here, so a body that is too large is a 413 and one that cannot be
 read, decoded or used as JSON is a 400, each with a message that says what was wrong, never a 500:
 
-- The size limit is the Functions host's: the ``FUNCTIONS_REQUEST_BODY_SIZE_LIMIT`` app setting in bytes,
-  104857600 (100 MiB) when it is unset or not a whole number (azure-functions-host's
-  ``HttpRequestBodySizeMiddleware`` and ``ScriptConstants.DefaultMaxRequestBodySize``). It counts the bytes
-  after ``Content-Encoding`` is undone, so a small gzip body cannot unpack into a huge one.
+- The size limit is the Functions host's (``funchost.limits``). It counts the bytes after
+  ``Content-Encoding`` is undone, so a small gzip body cannot unpack into a huge one.
 - JSON nested deeper than 64 levels is refused: Json.NET's default ``MaxDepth``, which is what the Durable
   extension reads request bodies with. Python's own parser would otherwise fail at about 1000 levels with a
   RecursionError, and an input nested nearly that deep fails later, in the orchestrator.
@@ -19,35 +17,18 @@ from __future__ import annotations
 import codecs
 import json
 import math
-import os
-from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from funchost.errors import ManagementError
+from funchost.limits import BODY_LIMIT_SETTING, DEFAULT_BODY_LIMIT
 
-BODY_LIMIT_SETTING = "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT"
-DEFAULT_BODY_LIMIT = 104_857_600
 MAX_JSON_DEPTH = 64
 MAX_INT_DIGITS = 4300
 BODY_LIMIT_KEY = web.AppKey("funchost_body_limit", int)
 _READ_CHUNK = 64 * 1024
-
-
-def body_limit_from(environ: Mapping[str, str]) -> int:
-    """The request body limit in bytes: the setting when it is a whole number above 0, as the host parses it."""
-    raw = environ.get(BODY_LIMIT_SETTING, "").strip()
-    try:
-        value = int(raw)
-    except ValueError:
-        return DEFAULT_BODY_LIMIT
-    return value if value > 0 else DEFAULT_BODY_LIMIT
-
-
-def body_limit() -> int:
-    return body_limit_from(os.environ)
 
 
 def body_limit_of(request: web.Request) -> int:

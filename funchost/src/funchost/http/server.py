@@ -15,9 +15,10 @@ from aiohttp.http_exceptions import HttpProcessingError
 from funchost.app_loader import FunctionIndex, HttpFunction
 from funchost.durable.api import DurableApi, client_binding
 from funchost.durable.engine import Engine
-from funchost.http.bodies import BODY_LIMIT_KEY, BODY_LIMIT_SETTING, body_limit, unreadable_body_message
+from funchost.http.bodies import BODY_LIMIT_KEY, unreadable_body_message
 from funchost.http.routing import RouteTemplate
 from funchost.http.triggers import HttpInvoker, json_error
+from funchost.limits import BODY_LIMIT_SETTING, body_limit
 from funchost.worker import Worker
 
 logger = logging.getLogger(__name__)
