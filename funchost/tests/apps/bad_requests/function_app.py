@@ -26,7 +26,10 @@ async def start(req: func.HttpRequest, client) -> func.HttpResponse:
         payload = json.loads(body.decode("utf-8")) if body.strip() else None
     except (UnicodeDecodeError, ValueError, RecursionError):
         return _error(400, "invalid_json", "The request body must be JSON.")
-    instance_id = await client.start_new(req.route_params["name"], client_input=payload)
+    try:
+        instance_id = await client.start_new(req.route_params["name"], client_input=payload)
+    except Exception as err:  # the SDK raises a bare Exception for the host's 4xx (an unknown orchestrator)
+        return _error(400, "not_started", str(err))
     return client.create_check_status_response(req, instance_id)
 
 
