@@ -7,8 +7,8 @@ Python), and NaN or infinite numbers are refused.
 
 A body is JSON the app can use or a 400 that says why: nesting deeper than 64 levels (Json.NET's default
 `MaxDepth`, what the Functions host and the Durable extension read JSON with; Python's parser would fail
-at about 1000 with a RecursionError), an integer of more than 4300 digits (Python's conversion limit), a
-number too large for a double, and `NaN`/`Infinity` (not JSON) are refused by name.
+at about 1000 with a RecursionError) and an integer of more than 4300 digits (Python's conversion limit)
+are refused by name. `NaN`, `Infinity` and overflowing numbers parse, and the field helpers refuse them.
 """
 
 from __future__ import annotations
@@ -40,17 +40,6 @@ def _parse_int(text: str) -> int:
     return int(text)
 
 
-def _parse_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise _UnusableJson("it holds a number too large for a double")
-    return value
-
-
-def _parse_constant(name: str) -> Any:
-    raise _UnusableJson(f"{name} is not a JSON value")
-
-
 def _too_deep(value: Any) -> bool:
     """Whether `value` nests arrays and objects more than `MAX_JSON_DEPTH` levels, found without recursion."""
     stack: list[tuple[Any, int]] = [(value, 1)]
@@ -75,7 +64,7 @@ def json_value(body: bytes) -> Any:
         raise BadRequestError("invalid_json", "The request body must be UTF-8 JSON text.") from None
     too_deep = BadRequestError("invalid_json", f"The request body nests more than {MAX_JSON_DEPTH} levels deep.")
     try:
-        data = json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant)
+        data = json.loads(text, parse_int=_parse_int)
     except RecursionError:
         raise too_deep from None
     except _UnusableJson as err:

@@ -28,8 +28,6 @@ UNUSABLE = [
     (b"[" * 100_000 + b"]" * 100_000, "more than 64 levels deep"),
     (b'{"a": ' * 65 + b"1" + b"}" * 65, "more than 64 levels deep"),
     (b'{"text": ' + b"9" * 5000 + b"}", "integer of 5000 digits"),
-    (b'{"text": 1e999}', "too large for a double"),
-    (b'{"text": NaN}', "NaN is not a JSON value"),
     (b'{"text": "caf\xe9"}', "UTF-8"),
 ]
 

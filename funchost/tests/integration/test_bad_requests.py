@@ -195,6 +195,19 @@ def test_an_orchestration_calling_an_entity_the_task_hub_cannot_hold_fails_with_
     assert host.wait_for_status("good-entity-call")["output"] == 1
 
 
+def test_an_orchestration_naming_a_sub_orchestration_id_the_task_hub_cannot_hold_fails_with_the_reason(
+        host: FunchostProcess) -> None:
+    for parent, child, says in (("bad-sub", "a/b", "cannot store"), ("dot-sub", "..", "'.' and '..'")):
+        res = host.post(f"{DURABLE}/orchestrators/sub_named/{parent}", child)
+        assert res.status == 202, res.text
+        status = host.wait_for_status(parent)
+        assert status["runtimeStatus"] == "Failed", status
+        assert says in json.dumps(status["output"]), status
+    res = host.post(f"{DURABLE}/orchestrators/sub_named/good-sub", "child-ok")
+    assert res.status == 202, res.text
+    assert host.wait_for_status("good-sub")["output"] == "SUB"
+
+
 MALFORMED = [
     b"GARBAGE\r\n\r\n",
     b"GET / HTTP/9.9\r\n\r\n",

@@ -29,7 +29,7 @@ from funchost.app_loader import DurableHandler, FunctionIndex
 from funchost.durable import history as h
 from funchost.durable.entities import split_entity_id
 from funchost.durable.history import EventType, OrchestrationStatusCode
-from funchost.durable.ids import entity_id_problem
+from funchost.durable.ids import entity_id_problem, instance_id_problem
 from funchost.limits import BODY_LIMIT_SETTING
 from funchost.stores.base import (
     COMPLETED,
@@ -330,6 +330,9 @@ class EpisodeRunner:
                 "is disabled, or is not an orchestrator function."
             )
         child_id = instance_id or f"{record.execution_id}:{task_id}"
+        problem = instance_id_problem(child_id)  # the HTTP API's check (durable.ids), at the call that names it
+        if problem:
+            raise OrchestrationFailure(f"Orchestrator function '{record.name}' failed: {problem}")
         input_text = action.get("input")
         # The SDK sends "version" only when the orchestrator gave one. Without it the child gets defaultVersion,
         # not its parent's version: a sub-orchestration is a new instance (the extension's versioning docs,

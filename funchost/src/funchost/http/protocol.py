@@ -16,7 +16,7 @@ from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError
 from aiohttp.web_request import BaseRequest
 
 from funchost.http.triggers import json_error
@@ -27,8 +27,10 @@ _CODES = {400: "bad_request", 413: "payload_too_large", 414: "uri_too_long", 431
 
 def protocol_error_message(status: int, exc: BaseException | None, message: str | None) -> str:
     """What the client is told: aiohttp's reason for a parse error, a generic sentence otherwise."""
+    if isinstance(exc, ContentEncodingError):
+        return f"The request body is not what its Content-Encoding says ({' '.join(str(exc.message).split())})."
     if isinstance(exc, HttpProcessingError) and exc.message:
-        return f"The request could not be parsed: {exc.message}"
+        return f"The request could not be parsed: {' '.join(str(exc.message).split())}"
     if message and status < 500:
         return f"The request could not be parsed: {message}"
     if status == 500:

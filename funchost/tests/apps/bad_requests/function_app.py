@@ -2,7 +2,8 @@
 
 The starter reads its body defensively (an app's own 400s), so any 5xx the tests see is the host's.
 `echo` returns its input after a round trip through `shout`; with `{"output_chars": n}` it returns a string
-of n characters instead, for the output size limit. `call_entity_named` calls the entity id its input names.
+of n characters instead, for the output size limit. `call_entity_named` calls the entity id its input names,
+`sub_named` starts `echo` as a sub-orchestration with the instance id its input names.
 """
 
 import json
@@ -52,6 +53,12 @@ def echo(context: df.DurableOrchestrationContext):
 def call_entity_named(context: df.DurableOrchestrationContext):
     args = context.get_input()
     value = yield context.call_entity(df.EntityId(args["name"], args["key"]), "add", 1)
+    return value
+
+
+@app.orchestration_trigger(context_name="context")
+def sub_named(context: df.DurableOrchestrationContext):
+    value = yield context.call_sub_orchestrator("echo", "sub", instance_id=context.get_input())
     return value
 
 
