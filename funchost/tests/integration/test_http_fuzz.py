@@ -15,6 +15,7 @@ import base64
 import gzip
 import json
 import random
+import threading
 import zlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -155,13 +156,15 @@ def _rss_kib(host: FunchostProcess) -> int:
 def _fire(host: FunchostProcess, requests: list[bytes]) -> tuple[Counter[int], list[str]]:
     statuses: Counter[int] = Counter()
     problems: list[str] = []
+    lock = threading.Lock()
 
     def one(request: bytes) -> None:
         answer = send_raw(host.port, request, timeout=15)
-        statuses[answer.status] += 1
         problem = _problem(request, answer)
-        if problem:
-            problems.append(f"{problem} <- {request[:160]!r}")
+        with lock:
+            statuses[answer.status] += 1
+            if problem:
+                problems.append(f"{problem} <- {request[:160]!r}")
 
     with ThreadPoolExecutor(CLIENTS) as pool:
         list(pool.map(one, requests))

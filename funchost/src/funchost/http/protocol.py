@@ -35,7 +35,10 @@ def protocol_error_message(status: int, exc: BaseException | None, message: str 
         return f"The request could not be parsed: {message}"
     if status == 500:
         return "The host failed to handle this request; see its log."
-    return HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "The request failed."
+    try:
+        return f"{HTTPStatus(status).phrase}."
+    except ValueError:
+        return "The request failed."
 
 
 class JsonErrorRequestHandler(web.RequestHandler):
