@@ -4,6 +4,11 @@ Each helper reads one field of a decoded JSON object (or one query parameter) an
 typed or raises `BadRequestError` with a message naming the field and what it must be, so a handler
 answers 400 before it starts anything. JSON `true` is never accepted as a number (bool is an int in
 Python), and NaN or infinite numbers are refused.
+
+A body is JSON the app can use or a 400 that says why: nesting deeper than 64 levels (Json.NET's default
+`MaxDepth`, what the Functions host and the Durable extension read JSON with; Python's parser would fail
+at about 1000 with a RecursionError) and an integer of more than 4300 digits (Python's conversion limit)
+are refused by name. `NaN`, `Infinity` and overflowing numbers parse, and the field helpers refuse them.
 """
 
 from __future__ import annotations
@@ -16,9 +21,67 @@ from typing import Any
 
 from starters._http import BadRequestError
 
-# Ids a client may choose (run ids, session ids): safe in a URL path and in a Durable instance id.
-IDENTIFIER = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
-IDENTIFIER_RULE = "1 to 100 characters of letters, digits, '_', '.', ':' and '-'"
+# Ids a client may choose (run ids, session ids): safe in a URL path and in a Durable instance id, so
+# neither '.' nor '..', which URL paths fold away.
+IDENTIFIER = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9_.:-]{1,100}$")
+IDENTIFIER_RULE = "1 to 100 characters of letters, digits, '_', '.', ':' and '-' (not '.' or '..')"
+MAX_JSON_DEPTH = 64
+MAX_INT_DIGITS = 4300
+
+
+class _UnusableJson(ValueError):
+    """JSON that parses but that the app cannot use; the message says why."""
+
+
+def _parse_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INT_DIGITS:
+        raise _UnusableJson(f"it holds an integer of {digits} digits; at most {MAX_INT_DIGITS} are allowed")
+    return int(text)
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether `value` nests arrays and objects more than `MAX_JSON_DEPTH` levels, found without recursion."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            if level > MAX_JSON_DEPTH:
+                return True
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
+def json_value(body: bytes) -> Any:
+    """The request body as a JSON value the app can use.
+
+    Raises:
+        BadRequestError: the body is not UTF-8 JSON text, or is JSON that cannot be used (see the module doc).
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequestError("invalid_json", "The request body must be UTF-8 JSON text.") from None
+    too_deep = BadRequestError("invalid_json", f"The request body nests more than {MAX_JSON_DEPTH} levels deep.")
+    try:
+        data = json.loads(text, parse_int=_parse_int)
+    except RecursionError:
+        raise too_deep from None
+    except _UnusableJson as err:
+        raise BadRequestError("invalid_json", f"The request body cannot be used: {err}.") from None
+    except json.JSONDecodeError:
+        raise BadRequestError("invalid_json", "The request body must be a JSON object.") from None
+    if _too_deep(data):
+        raise too_deep
+    return data
+
+
+def route_identifier(value: str, what: str) -> BadRequestError | None:
+    """The error for a route's id (`what`: "run", "workflow") that no id this app hands out can be, or None:
+    such an id is a 400 that says so, not a lookup whose URL the Durable client would mangle."""
+    if IDENTIFIER.match(value):
+        return None
+    return BadRequestError(f"invalid_{what}_id", f"The {what} id must be {IDENTIFIER_RULE}.")
 
 
 def json_object(body: bytes, *, allow_empty: bool = False) -> dict[str, Any]:
@@ -29,14 +92,11 @@ def json_object(body: bytes, *, allow_empty: bool = False) -> dict[str, Any]:
         allow_empty: An empty (or all-whitespace) body means `{}` instead of an error.
 
     Raises:
-        BadRequestError: the body is not UTF-8 JSON text of an object.
+        BadRequestError: the body is not UTF-8 JSON text of an object the app can use (see `json_value`).
     """
     if allow_empty and not body.strip():
         return {}
-    try:
-        data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise BadRequestError("invalid_json", "The request body must be a JSON object.") from None
+    data = json_value(body)
     if not isinstance(data, dict):
         raise BadRequestError("invalid_json", "The request body must be a JSON object.")
     return data

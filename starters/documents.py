@@ -9,7 +9,6 @@ that long and answers 200 with the digest when the orchestration finishes in tim
 # No `from __future__ import annotations` here: the Functions worker reads the annotations of the
 # functions below when it indexes the app, so they must be real objects, not strings.
 
-import json
 import logging
 import math
 
@@ -19,6 +18,7 @@ import azure.functions as func
 import shared_names as names
 from orchestrators.document_digest import DEFAULT_MAX_SENTENCES, DigestRequest
 from starters._http import BadRequestError, bad_request
+from starters._validation import json_object
 
 logger = logging.getLogger(__name__)
 
@@ -37,12 +37,7 @@ def parse_digest_request(body: bytes) -> DigestRequest:
     Raises:
         BadRequestError: the body is not a JSON object or a field is missing, mistyped or out of range.
     """
-    try:
-        data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise BadRequestError("invalid_json", "The request body must be a JSON object.") from None
-    if not isinstance(data, dict):
-        raise BadRequestError("invalid_json", "The request body must be a JSON object.")
+    data = json_object(body)
 
     text = data.get("text")
     if text is None:

@@ -252,7 +252,7 @@ def decode_continuation(token: str) -> tuple[str, str]:
         created, run_id = json.loads(raw.decode())
         if not isinstance(created, str) or not isinstance(run_id, str):
             raise ValueError(token)
-    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError):
+    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError, RecursionError):
         raise BadRequestError("invalid_query", "Query parameter 'continuation' is not a token this API gave.") from None
     return created, run_id
 

@@ -156,6 +156,8 @@ def run_finished(run_id: str, state: str) -> func.HttpResponse:
 async def get_run(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """The run JSON of one run."""
     run_id = req.route_params["run_id"]
+    if (bad_id := v.route_identifier(run_id, "run")) is not None:
+        return bad_request(bad_id)
     status = await fetch_run_status(client, run_id)
     if status is None:
         return run_not_found(run_id)
@@ -211,6 +213,8 @@ async def get_run_events(req: func.HttpRequest, client: df.DurableOrchestrationC
     answer is 204, which tells an EventSource to stop reconnecting.
     """
     run_id = req.route_params["run_id"]
+    if (bad_id := v.route_identifier(run_id, "run")) is not None:
+        return bad_request(bad_id)
     try:
         cursor = parse_cursor(req.headers.get("Last-Event-ID"), req.params.get("after"))
         wait = v.query_seconds(
@@ -311,6 +315,8 @@ async def _tell_live_run(req: func.HttpRequest, client: Any, parse: Parse, event
     """What the approve, steer and cancel routes share: parse the body, check the run is live (and, with
     ``refuse``, that it can take this), raise ``event`` on it and answer 202 with its status."""
     run_id = req.route_params["run_id"]
+    if (bad_id := v.route_identifier(run_id, "run")) is not None:
+        return bad_request(bad_id)
     try:
         payload = parse(req.get_body())
     except BadRequestError as err:
@@ -372,6 +378,8 @@ async def cancel_run(req: func.HttpRequest, client: df.DurableOrchestrationClien
 async def terminate_run(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Stop a run at once (no cleanup step runs); it ends as `terminated`."""
     run_id = req.route_params["run_id"]
+    if (bad_id := v.route_identifier(run_id, "run")) is not None:
+        return bad_request(bad_id)
     try:
         payload = parse_reason(req.get_body())
     except BadRequestError as err:

@@ -213,6 +213,8 @@ async def _live_workflow(
     """What the decision and stop routes share: the parsed body and the status of the workflow the route
     names, when it is a live workflow of `kind`; else the answer to give (`code` and `why` for another kind)."""
     workflow_id = req.route_params["workflow_id"]
+    if (bad_id := v.route_identifier(workflow_id, "workflow")) is not None:
+        return bad_request(bad_id)
     try:
         payload = parse(req.get_body())
     except BadRequestError as err:

@@ -219,6 +219,8 @@ async def start_review(req: func.HttpRequest, client: df.DurableOrchestrationCli
 async def get_workflow(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """The workflow JSON of one workflow, any kind."""
     workflow_id = req.route_params["workflow_id"]
+    if (bad_id := v.route_identifier(workflow_id, "workflow")) is not None:
+        return bad_request(bad_id)
     view = await fetch_workflow_view(req, client, workflow_id)
     if view is None:
         return workflow_not_found(workflow_id)

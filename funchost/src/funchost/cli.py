@@ -19,6 +19,7 @@ from funchost.durable.engine import Engine
 from funchost.durable.instance_cache import cache_bytes_setting
 from funchost.errors import FunchostError
 from funchost.host_thread import HostThread
+from funchost.http.protocol import JsonErrorsAppRunner
 from funchost.http.server import TriggerRouter, build_app
 from funchost.stores import create_store
 from funchost.worker import Worker, threadpool_size
@@ -92,7 +93,7 @@ async def _serve(app_dir: Path, config: HostConfig, functions: FunctionIndex, wo
                     rpc_base=rpc_base, worker=worker)
     # A stop gives requests in flight a few seconds; one whose function blocks is not waited for longer
     # (aiohttp would wait a minute by default).
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=STOP_GRACE_S)
+    runner = JsonErrorsAppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=STOP_GRACE_S)
     await runner.setup()
     try:
         # The task hub opens before the port does, so a ready host can serve every route; the workers

@@ -14,11 +14,13 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from funchost.durable.engine import Engine
+from funchost.durable.engine import Engine, check_entity_id
 from funchost.durable.entities import entity_id, split_entity_id
 from funchost.durable.history import format_api_time, parse_time
+from funchost.durable.ids import instance_id_problem
 from funchost.durable.status import instance_status, parse_json_text
 from funchost.errors import ManagementError
+from funchost.http.bodies import body_limit_of, decode_text, parse_json, read_body, too_large
 from funchost.stores.base import ALL_STATUSES, COMPLETED, TERMINAL_STATUSES, InstanceQuery, InstanceRecord
 
 WEBHOOK_PREFIX = "/runtime/webhooks/durabletask"
@@ -37,7 +39,7 @@ def error_response(status: int, message: str, summary: str | None = None) -> web
 
 def _code_for(status: int) -> str:
     return {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 409: "conflict",
-            410: "gone", 500: "internal_error"}.get(status, "error")
+            410: "gone", 413: "payload_too_large", 500: "internal_error"}.get(status, "error")
 
 
 def management_urls(base: str, hub: str, instance_id: str) -> dict[str, str]:
@@ -128,7 +130,7 @@ class DurableApi:
 
     async def start(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        input_text = await _start_input(request)
+        input_text = await _start_input(request, "The orchestration input")
         # ?version= (how the SDK's start_new passes one, HttpApiHandler's VersionParameter); absent means
         # defaultVersion, an empty one means no version.
         record = await self.engine.start_new(name, request.match_info.get("instance_id"), input_text,
@@ -153,7 +155,7 @@ class DurableApi:
         return web.json_response(instance_status(done, show_input=_flag(request, "showInput", True)), status=200)
 
     async def get_status(self, request: web.Request) -> web.Response:
-        instance_id = request.match_info["instance_id"]
+        instance_id = _instance_id(request)
         loaded = await self.engine.get(instance_id)
         if loaded is None:
             raise ManagementError(404, f"No instance with ID '{instance_id}' found.")
@@ -206,7 +208,7 @@ class DurableApi:
     async def purge_one(self, request: web.Request) -> web.Response:
         # HttpApiHandler: 404 for an unknown id; otherwise 200 with what was deleted, which is 0 for an
         # instance that still runs (only finished instances are purged, see Engine.purge).
-        instance_id = request.match_info["instance_id"]
+        instance_id = _instance_id(request)
         if await self.engine.get(instance_id) is None:
             raise ManagementError(404, f"No instance with ID '{instance_id}' found.")
         deleted = await self.engine.purge([instance_id])
@@ -227,32 +229,27 @@ class DurableApi:
         return web.json_response({"instancesDeleted": deleted}, status=200)
 
     async def raise_event(self, request: web.Request) -> web.Response:
-        text = (await request.text()).strip()
-        if text:
-            try:
-                json.loads(text)
-            except json.JSONDecodeError as err:
-                raise ManagementError(400, f"The event data must be JSON: {err.msg} at position {err.pos}.") \
-                    from err
+        instance_id = _instance_id(request)
+        text = await _event_data(request)
         event = request.match_info["event"]
-        await self.engine.raise_event(request.match_info["instance_id"], event, text or None)
+        await self.engine.raise_event(instance_id, event, text)
         return web.Response(status=202)
 
     async def terminate(self, request: web.Request) -> web.Response:
-        await self.engine.terminate(request.match_info["instance_id"], request.query.get("reason"))
+        await self.engine.terminate(_instance_id(request), request.query.get("reason"))
         return web.Response(status=202)
 
     async def suspend(self, request: web.Request) -> web.Response:
-        await self.engine.suspend(request.match_info["instance_id"], request.query.get("reason"))
+        await self.engine.suspend(_instance_id(request), request.query.get("reason"))
         return web.Response(status=202)
 
     async def resume(self, request: web.Request) -> web.Response:
-        await self.engine.resume(request.match_info["instance_id"], request.query.get("reason"))
+        await self.engine.resume(_instance_id(request), request.query.get("reason"))
         return web.Response(status=202)
 
     async def restart(self, request: web.Request) -> web.Response:
         new_id = _flag(request, "restartWithNewInstanceId", True)
-        record = await self.engine.restart(request.match_info["instance_id"], new_id)
+        record = await self.engine.restart(_instance_id(request), new_id)
         timeout = request.query.get("timeout")
         if timeout is None:
             return self._check_status_response(request, record)
@@ -261,7 +258,7 @@ class DurableApi:
         return self._completion_or_check_status(request, record, done)
 
     async def rewind(self, request: web.Request) -> web.Response:
-        await self.engine.rewind(request.match_info["instance_id"], request.query.get("reason"))
+        await self.engine.rewind(_instance_id(request), request.query.get("reason"))
         return web.Response(status=202)
 
     # --- entities -------------------------------------------------------------------------------
@@ -270,12 +267,13 @@ class DurableApi:
         operation = request.query.get("op")
         if not operation:
             raise ManagementError(400, "Signalling an entity needs the operation name in ?op=.")
-        input_text = await _start_input(request)
-        await self.engine.signal_entity(request.match_info["name"], request.match_info["key"], operation, input_text)
+        name, key = _entity_params(request)
+        input_text = await _start_input(request, "The operation input")
+        await self.engine.signal_entity(name, key, operation, input_text)
         return web.Response(status=202)
 
     async def read_entity(self, request: web.Request) -> web.Response:
-        name, key = request.match_info["name"], request.match_info["key"]
+        name, key = _entity_params(request)
         record = await self.engine.store.load_entity(entity_id(name, key))
         if record is None:
             raise ManagementError(404, f"Entity @{name.lower()}@{key} does not exist.")
@@ -343,23 +341,58 @@ def _time_param(request: web.Request, name: str) -> float | None:
         raise ManagementError(400, f"Query parameter {name} must be an ISO 8601 time, not {value!r}.") from err
 
 
-async def _start_input(request: web.Request) -> str | None:
+def _instance_id(request: web.Request) -> str:
+    """The route's instance id; one the task hub cannot hold is a 400 saying why (``durable.ids``)."""
+    instance_id = request.match_info["instance_id"]
+    problem = instance_id_problem(instance_id)
+    if problem:
+        raise ManagementError(400, problem)
+    return instance_id
+
+
+def _entity_params(request: web.Request) -> tuple[str, str]:
+    """The route's entity name and key, refused as the engine refuses them."""
+    name, key = request.match_info["name"], request.match_info["key"]
+    check_entity_id(name, key)
+    return name, key
+
+
+async def _body_text(request: web.Request, what: str) -> str:
+    """The body as text, stripped; every management route reads its body here (``http.bodies``)."""
+    return decode_text(request, await read_body(request, what), what).strip()
+
+
+def _within_limit(request: web.Request, text: str, what: str) -> str:
+    limit = body_limit_of(request)
+    size = len(text.encode())
+    if size > limit:
+        raise too_large(what, size, limit)
+    return text
+
+
+async def _event_data(request: web.Request) -> str | None:
+    """The event data JSON text of a raise-event body, as sent; None for an empty body."""
+    text = await _body_text(request, "The event data")
+    if not text:
+        return None
+    parse_json(text, "The event data")
+    return text
+
+
+async def _start_input(request: web.Request, what: str) -> str | None:
     """Input JSON text from a start or signal body.
 
     The SDK's client sends JSON text as a JSON string (double-encoded); a person with curl sends
     the value itself. Both mean the same input.
     """
-    raw = (await request.text()).strip()
+    raw = await _body_text(request, what)
     if not raw:
         return None
-    try:
-        value: Any = json.loads(raw)
-    except json.JSONDecodeError as err:
-        raise ManagementError(400, f"The request body must be JSON: {err.msg} at position {err.pos}.") from err
+    value: Any = parse_json(raw, what)
     if isinstance(value, str):
         try:
-            json.loads(value)
-            return value
-        except json.JSONDecodeError:
-            return json.dumps(value)
-    return json.dumps(value)
+            parse_json(value, what)
+        except ManagementError:
+            return _within_limit(request, json.dumps(value), what)
+        return _within_limit(request, value, what)
+    return _within_limit(request, json.dumps(value), what)

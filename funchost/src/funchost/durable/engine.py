@@ -30,10 +30,12 @@ from funchost.durable import versioning
 from funchost.durable.activities import ActivityRunner
 from funchost.durable.entities import operation_request, run_batch, split_entity_id
 from funchost.durable.history import EventType, OrchestrationStatusCode
+from funchost.durable.ids import entity_id_problem, instance_id_problem
 from funchost.durable.instance_cache import DEFAULT_MAX_MB, InstanceCache
 from funchost.durable.replay import EpisodeRunner, new_engine_state, new_instance, order_for_delivery
 from funchost.durable.rewind import NOT_FAILED_MESSAGE, Rewind, RewindStep
 from funchost.errors import CheckpointConflictError, ManagementError
+from funchost.limits import body_limit
 from funchost.stores.base import (
     CANCELED,
     COMPLETED,
@@ -75,7 +77,8 @@ class Engine:
         self.functions = functions
         self.settings = settings
         self.worker = worker
-        self.episodes = EpisodeRunner(functions, invoke=worker.call_blocking, default_version=settings.default_version)
+        self.episodes = EpisodeRunner(functions, invoke=worker.call_blocking, default_version=settings.default_version,
+                                      output_limit=body_limit())
         self.activities = ActivityRunner(functions, worker)
         self._ready: asyncio.Queue[str] = asyncio.Queue()
         self._queued: set[str] = set()
@@ -789,9 +792,14 @@ def _already_exists(status: str) -> ManagementError:
 
 
 def _check_instance_id(instance_id: str) -> None:
-    if not instance_id or len(instance_id) > 256:
-        raise ManagementError(400, "Instance IDs must be between 1 and 256 characters long.")
-    if any(c in instance_id for c in "/\\#?") or any(ord(c) < 32 for c in instance_id) or instance_id.startswith("@"):
-        raise ManagementError(400, f"Instance ID {instance_id!r} contains characters that are not allowed "
-                                   "('/', '\\\\', '#', '?', control characters, or a leading '@').")
+    """Refuse, with a 400 that says why, an id the task hub cannot hold (``durable.ids``)."""
+    problem = instance_id_problem(instance_id)
+    if problem:
+        raise ManagementError(400, problem)
 
+
+def check_entity_id(name: str, key: str) -> None:
+    """Refuse, with a 400 that says why, an entity id the task hub cannot hold (``durable.ids``)."""
+    problem = entity_id_problem(name, key)
+    if problem:
+        raise ManagementError(400, problem)

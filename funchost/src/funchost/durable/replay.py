@@ -27,7 +27,10 @@ import azure.functions as func
 
 from funchost.app_loader import DurableHandler, FunctionIndex
 from funchost.durable import history as h
+from funchost.durable.entities import split_entity_id
 from funchost.durable.history import EventType, OrchestrationStatusCode
+from funchost.durable.ids import entity_id_problem, instance_id_problem
+from funchost.limits import BODY_LIMIT_SETTING
 from funchost.stores.base import (
     COMPLETED,
     FAILED,
@@ -163,10 +166,11 @@ class EpisodeRunner:
     """Runs episodes of one instance against the app's functions; ``invoke`` calls the SDK's handler."""
 
     def __init__(self, functions: FunctionIndex, invoke: Invoke = call_here,
-                 default_version: str | None = None) -> None:
+                 default_version: str | None = None, output_limit: int | None = None) -> None:
         self.functions = functions
         self.invoke = invoke
         self.default_version = default_version  # host.json defaultVersion, for sub-orchestrations
+        self.output_limit = output_limit  # bytes of an output's JSON (funchost.limits); None: no limit
 
     def run(self, record: InstanceRecord, past: list[Json], delivered: list[Json], now: float) -> Episode:
         """Replay ``past`` plus ``delivered`` (this episode's new events) and decide what follows.
@@ -210,7 +214,14 @@ class EpisodeRunner:
                 episode.carry_over = self._unconsumed_events(past + delivered, actions, engine)
                 episode.new_history.append(h.orchestrator_completed(now))
                 return episode
-            return self._finish(record, episode, now, COMPLETED, _json_or_none(state.get("output")))
+            output = _json_or_none(state.get("output"))
+            if output is not None and self.output_limit is not None and len(output.encode()) > self.output_limit:
+                # Stored, it would fail every status read and a parent's replay instead; refused, it says why.
+                message = (f"Orchestrator function '{handler.durable_name}' failed: its output is "
+                           f"{len(output.encode())} bytes of JSON; the limit is {self.output_limit} bytes "
+                           f"({BODY_LIMIT_SETTING}).")
+                return self._finish(record, episode, now, FAILED, json.dumps(message), failure=message)
+            return self._finish(record, episode, now, COMPLETED, output)
         episode.new_history.append(h.orchestrator_completed(now))
         return episode
 
@@ -319,6 +330,9 @@ class EpisodeRunner:
                 "is disabled, or is not an orchestrator function."
             )
         child_id = instance_id or f"{record.execution_id}:{task_id}"
+        problem = instance_id_problem(child_id)  # the HTTP API's check (durable.ids), at the call that names it
+        if problem:
+            raise OrchestrationFailure(f"Orchestrator function '{record.name}' failed: {problem}")
         input_text = action.get("input")
         # The SDK sends "version" only when the orchestrator gave one. Without it the child gets defaultVersion,
         # not its parent's version: a sub-orchestration is a new instance (the extension's versioning docs,
@@ -346,6 +360,12 @@ class EpisodeRunner:
                         *, signal: bool) -> None:
         entity_id = str(action["instanceId"])
         name = entity_id.split("@")[1] if entity_id.count("@") >= 2 else entity_id
+        # The same check as the HTTP API's (durable.ids): an id the task hub cannot hold fails this call
+        # here, where it is made, instead of a message no store can deliver.
+        problem = entity_id_problem(*split_entity_id(entity_id)) if entity_id.count("@") >= 2 else \
+            f"Entity id {entity_id!r} is not of the form @name@key."
+        if problem:
+            raise OrchestrationFailure(f"Orchestrator function '{record.name}' failed: {problem}")
         if self.functions.entity(name) is None:
             raise OrchestrationFailure(
                 f"Orchestrator function '{record.name}' failed: the entity function '{name}' doesn't exist, "

@@ -124,7 +124,7 @@ def encode_token(value: Any) -> str:
 def decode_token(token: str) -> Any:
     try:
         return json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (ValueError, json.JSONDecodeError) as err:
+    except (ValueError, RecursionError) as err:  # binascii, Unicode and JSON errors are ValueErrors
         raise ValueError("continuation token is not one this task hub issued") from err
 
 

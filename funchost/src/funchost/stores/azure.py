@@ -300,7 +300,7 @@ class AzureStorageStore:
         token: Any = None
         if continuation:
             token = decode_token(continuation)
-            if not isinstance(token, dict) or not {"PartitionKey", "RowKey"} >= set(token):
+            if not _is_service_token(token):
                 raise ValueError("continuation token is not one this task hub issued")
         rows: list[Any] = []
         while len(rows) < top:
@@ -476,3 +476,13 @@ class AzureStorageStore:
         await self._retry(lambda: hub.instances.delete_entity(instance_id, ""), f"purging {instance_id}")
         await hub.payloads.delete_owner(instance_id)
         return 1 if record is not None else 0
+
+
+def _is_service_token(token: Any) -> bool:
+    """Whether ``token`` has the shape of the table service's continuation token: its next partition and row
+    keys, each absent or printable ASCII (the service's tokens are). Anything else was not issued here, and
+    sent on to the service it would fail there (in a header), where it would look like storage failing."""
+    if not isinstance(token, dict) or not {"PartitionKey", "RowKey"} >= set(token):
+        return False
+    return all(v is None or (isinstance(v, str) and len(v) <= 2048 and all(32 < ord(c) < 127 for c in v))
+               for v in token.values())

@@ -59,11 +59,31 @@ def _encode_token(value: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(value).encode()).decode()
 
 
+_BAD_TOKEN = "continuation token is not one this task hub issued"
+
+
 def _decode_token(token: str) -> Any:
     try:
         return json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (ValueError, json.JSONDecodeError) as err:
-        raise ValueError("continuation token is not one this task hub issued") from err
+    except (ValueError, RecursionError) as err:  # binascii, Unicode and JSON errors are ValueErrors
+        raise ValueError(_BAD_TOKEN) from err
+
+
+def _decode_instance_token(token: str) -> tuple[float, str]:
+    """The (created time, instance id) an instance query's token stands for; ValueError for any other value."""
+    value = _decode_token(token)
+    if (isinstance(value, list) and len(value) == 2 and isinstance(value[0], (int, float))
+            and not isinstance(value[0], bool) and isinstance(value[1], str)):
+        return float(value[0]), value[1]
+    raise ValueError(_BAD_TOKEN)
+
+
+def _decode_entity_token(token: str) -> str:
+    """The entity id an entity listing's token stands for; ValueError for any other value."""
+    value = _decode_token(token)
+    if isinstance(value, str):
+        return value
+    raise ValueError(_BAD_TOKEN)
 
 
 def _instance_from_row(row: sqlite3.Row) -> InstanceRecord:
@@ -214,7 +234,7 @@ class SqliteStore:
 
     async def list_entities(self, name: str | None, top: int,
                       continuation: str | None) -> tuple[list[EntityRecord], str | None]:
-        after = str(_decode_token(continuation)) if continuation else ""
+        after = _decode_entity_token(continuation) if continuation else ""
         sql, args = "SELECT * FROM entities WHERE entity_id > ?", [after]
         if name is not None:
             sql += " AND name = ?"
@@ -241,7 +261,7 @@ class SqliteStore:
             clauses.append("substr(instance_id, 1, ?) = ?")
             args.extend([len(query.prefix), query.prefix])
         if query.continuation:
-            created, iid = _decode_token(query.continuation)
+            created, iid = _decode_instance_token(query.continuation)
             clauses.append("(created_time > ? OR (created_time = ? AND instance_id > ?))")
             args.extend([created, created, iid])
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
