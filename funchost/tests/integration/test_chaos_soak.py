@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -40,13 +41,14 @@ pytestmark = [pytest.mark.soak, pytest.mark.crash, pytest.mark.slow]
 
 # --- the scale of the soak: one store's run takes 2-4 minutes on 2 cores --------------------------------
 SEED = 20261203
-INSTANCES = 300  # shared out evenly among the five kinds
-KILLS = 20
+INSTANCES = 400  # shared out evenly among the five kinds
+KILLS = 24
 KILL_INTERVAL_S = (1.0, 6.0)
 EARLY_KILL_EVERY = 4  # every 4th kill comes within the first second after the host became ready
 EARLY_KILL_INTERVAL_S = (0.1, 1.0)
-ACTION_CYCLES = KILLS // 2  # starts and raises are spread over the first half of the kill cycles
+ACTION_CYCLES = KILLS - 4  # starts and raises are spread over all but the last few kill cycles
 SETTLE_BOUND_S = 240.0  # after the last restart: every instance terminal and every counter complete by then
+QUIET_S = 2.0  # once settled, counters are read again after this, so a late extra `add` shows
 COUNTER_KEYS = [f"c{n}" for n in range(8)]
 
 APP = "chaos"
@@ -159,11 +161,12 @@ def kill_intervals(rng: random.Random) -> list[float]:
 
 @dataclass
 class HostRun:
-    """One host process of the soak: when it was launched, its pid, and what existed when it was."""
+    """One host process of the soak: when it was launched and killed, its pid, and what existed before it."""
 
     launched_at: float  # wall clock, as in the journal
     pid: int
     existing: frozenset[str]  # top-level instances acknowledged before it was launched
+    killed_at: float | None = None
 
 
 @dataclass
@@ -182,6 +185,11 @@ class Soak:
         self.hosts.append(HostRun(launched_at, host.process.pid, frozenset(self.started)))
         self.host = host
         return host
+
+    def kill(self) -> None:
+        assert self.host is not None
+        self.host.kill()
+        self.hosts[-1].killed_at = time.time()
 
     def act(self, action: str, planned: Planned) -> None:
         assert self.host is not None
@@ -202,7 +210,7 @@ def run_chaos(soak: Soak, actions: list[tuple[str, Planned]], intervals: list[fl
     actions left over at the end go to the last host."""
     pending = list(actions)
     per_cycle = math.ceil(len(pending) / ACTION_CYCLES)
-    host = soak.launch()
+    soak.launch()
     for interval in intervals:
         kill_at = time.monotonic() + interval
         done = 0
@@ -210,8 +218,8 @@ def run_chaos(soak: Soak, actions: list[tuple[str, Planned]], intervals: list[fl
             soak.act(*pending.pop(0))
             done += 1
         time.sleep(max(0.0, kill_at - time.monotonic()))
-        host.kill()
-        host = soak.launch()
+        soak.kill()
+        soak.launch()
     for action in pending:
         soak.act(*action)
 
@@ -219,7 +227,7 @@ def run_chaos(soak: Soak, actions: list[tuple[str, Planned]], intervals: list[fl
 # --- observing the outcome ------------------------------------------------------------------------------
 
 def list_instances(host: FunchostProcess, prefix: str) -> dict[str, dict[str, Any]]:
-    """Every instance whose id starts with `prefix`, following the continuation token."""
+    """What the instance query (GET instances) says of every instance whose id starts with `prefix`."""
     found: dict[str, dict[str, Any]] = {}
     token: str | None = None
     while True:
@@ -233,6 +241,15 @@ def list_instances(host: FunchostProcess, prefix: str) -> dict[str, dict[str, An
             return found
 
 
+def own_status(host: FunchostProcess, instance_id: str) -> dict[str, Any] | None:
+    """What the instance's own status (GET instances/{id}) says; None for 404."""
+    res = host.status(instance_id)
+    if res.status == 404:
+        return None
+    assert res.status in (200, 202), res.text
+    return res.json()  # type: ignore[no-any-return]
+
+
 def counter_values(host: FunchostProcess) -> dict[str, int | None]:
     values: dict[str, int | None] = {}
     for key in COUNTER_KEYS:
@@ -241,23 +258,65 @@ def counter_values(host: FunchostProcess) -> dict[str, int | None]:
     return values
 
 
-def settled(plan: Plan, statuses: dict[str, dict[str, Any]], counters: dict[str, int | None]) -> bool:
-    every_terminal = all(statuses.get(p.instance_id, {}).get("runtimeStatus") in TERMINAL for p in plan.instances)
-    return every_terminal and all((counters[k] or 0) >= v for k, v in plan.counters.items())
+def counter_floor(plan: Plan, statuses: dict[str, dict[str, Any] | None]) -> dict[str, int]:
+    """What each counter must have at least: the amounts of the `tally` instances that completed (a failed
+    one may have sent some of its signals or none). With every tally completed, the exact sums."""
+    floor = {key: 0 for key in COUNTER_KEYS}
+    for planned in plan.instances:
+        status = statuses.get(planned.instance_id)
+        if planned.orchestrator == "tally" and status is not None and status["runtimeStatus"] == "Completed":
+            for key, amount in planned.input["signals"] + planned.input["calls"]:
+                floor[key] += amount
+    return floor
 
 
-def wait_settled(host: FunchostProcess, plan: Plan) -> tuple[dict[str, dict[str, Any]], dict[str, int | None], float]:
-    """Poll until every instance is terminal and every counter has reached its sum, or the bound passes;
-    returns the last statuses and counter values and how long it took."""
+@dataclass
+class Observed:
+    listed: dict[str, dict[str, Any]]  # from the instance query
+    own: dict[str, dict[str, Any] | None]  # from each top-level instance's own status
+    counters: dict[str, int | None]
+    settle_s: float
+
+
+def observe(host: FunchostProcess, plan: Plan, own: dict[str, dict[str, Any] | None]) -> Observed:
+    """One look: the query's view of everything, and the own status of each instance not known terminal."""
+    listed = list_instances(host, "soak-")
+    for planned in plan.instances:
+        iid = planned.instance_id
+        known = own.get(iid)
+        if known is None or known["runtimeStatus"] not in TERMINAL:
+            listed_status = listed.get(iid)
+            if listed_status is not None and listed_status["runtimeStatus"] in TERMINAL:
+                own[iid] = listed_status  # refined by a direct read in `settle` once everything is terminal
+            else:
+                own[iid] = own_status(host, iid)
+    return Observed(listed, own, counter_values(host), 0.0)
+
+
+def settle(host: FunchostProcess, plan: Plan) -> Observed:
+    """Poll until every instance's own status is terminal and every counter has reached its floor, or the
+    bound passes; then read every instance's own status once more, and the counters after a quiet time."""
     began = time.monotonic()
+    own: dict[str, dict[str, Any] | None] = {}
     while True:
-        statuses, counters = list_instances(host, "soak-"), counter_values(host)
-        if settled(plan, statuses, counters) or time.monotonic() - began > SETTLE_BOUND_S:
-            return statuses, counters, time.monotonic() - began
+        seen = observe(host, plan, own)
+        every_terminal = all(s is not None and s["runtimeStatus"] in TERMINAL for s in own.values())
+        floor = counter_floor(plan, own)
+        if every_terminal and all((seen.counters[k] or 0) >= v for k, v in floor.items()):
+            break
+        if time.monotonic() - began > SETTLE_BOUND_S:
+            break
         time.sleep(1.0)
+    settle_s = time.monotonic() - began
+    time.sleep(QUIET_S)
+    final_own = {p.instance_id: own_status(host, p.instance_id) for p in plan.instances}
+    return Observed(list_instances(host, "soak-"), final_own, counter_values(host), settle_s)
 
 
-def read_journal(path: Path) -> list[tuple[float, int, str, str]]:
+Journal = list[tuple[float, int, str, str]]
+
+
+def read_journal(path: Path) -> Journal:
     if not path.exists():
         return []
     lines = []
@@ -272,9 +331,9 @@ def top_level(instance_id: str) -> str:
     return instance_id.split("-sub-")[0]
 
 
-def restart_to_first_step(hosts: list[HostRun], journal: list[tuple[float, int, str, str]]) -> list[float | None]:
+def restart_to_first_step(hosts: list[HostRun], journal: Journal) -> list[float | None]:
     """For each restart, seconds from its launch to its first activity run for an instance that existed
-    before it was launched; None when it was killed before it ran any."""
+    before it was launched; None when it ran none before it was killed (or, the last one, at all)."""
     first: dict[int, float] = {}
     existing_by_pid = {h.pid: h.existing for h in hosts}
     for at, pid, instance_id, _ in sorted(journal):
@@ -302,7 +361,12 @@ def history_summary(host: FunchostProcess, instance_id: str) -> str:
 
 def first_line(value: Any) -> str:
     text = value if isinstance(value, str) else repr(value)
-    return text.strip().splitlines()[0][:240] if text.strip() else "(empty)"
+    return text.strip().splitlines()[0][:300] if text.strip() else "(empty)"
+
+
+def reason_kind(reason: str) -> str:
+    """A failure reason with its numbers and quoted names blanked, so that alike failures count together."""
+    return re.sub(r"'[^']*'", "'…'", re.sub(r"\d+", "N", reason))
 
 
 @dataclass
@@ -311,6 +375,7 @@ class Outcome:
     stuck: dict[str, str]  # id -> status and history
     failed: dict[str, str]  # id -> failure reason
     wrong: dict[str, str]  # id -> got vs expected
+    query_disagrees: dict[str, str]  # id -> what the instance query says vs the instance's own status
     counters_wrong: dict[str, str]
     unknown_runs: set[tuple[str, str]]
     missing_runs: set[tuple[str, str]]
@@ -318,60 +383,72 @@ class Outcome:
     def problems(self) -> list[str]:
         return [f"{what}: {len(items)}" for what, items in (
             ("lost", self.lost), ("stuck", self.stuck), ("failed", self.failed), ("wrong output", self.wrong),
+            ("instance query disagrees with the instance's status", self.query_disagrees),
             ("wrong counters", self.counters_wrong), ("unplanned activity runs", self.unknown_runs),
             ("planned runs missing from completed instances", self.missing_runs)) if items]
 
 
-def judge(host: FunchostProcess, plan: Plan, soak: Soak, statuses: dict[str, dict[str, Any]],
-          counters: dict[str, int | None], journal: list[tuple[float, int, str, str]]) -> Outcome:
-    lost, stuck, failed, wrong = [], {}, {}, {}
+def judge(host: FunchostProcess, plan: Plan, soak: Soak, seen: Observed, journal: Journal) -> Outcome:
+    lost, stuck, failed, wrong, disagrees = [], {}, {}, {}, {}
     for planned in plan.instances:
         iid = planned.instance_id
-        status = statuses.get(iid)
+        status = seen.own.get(iid)
         if status is None:
-            if iid in soak.started and host.status(iid).status == 404:
+            if iid in soak.started:
                 lost.append(iid)
             continue
         runtime = status["runtimeStatus"]
+        listed = seen.listed.get(iid)
+        if listed is None or listed["runtimeStatus"] != runtime:
+            listed_as = "absent" if listed is None else listed["runtimeStatus"]
+            disagrees[iid] = f"query says {listed_as}, own status {runtime}"
         if runtime not in TERMINAL:
             stuck[iid] = f"{runtime}; history: {history_summary(host, iid)}"
         elif runtime != "Completed":
             failed[iid] = f"{runtime}: {first_line(status.get('output'))}"
         elif status.get("output") != planned.output:
             wrong[iid] = f"got {status.get('output')!r}, expected {planned.output!r}"
-    counters_wrong = {key: f"{counters[key]} != {expected}" for key, expected in plan.counters.items()
-                      if counters[key] != expected}
+    counters_wrong = {key: f"{seen.counters[key]} != {expected}" for key, expected in plan.counters.items()
+                      if seen.counters[key] != expected}
     ran = {(iid, task) for _, _, iid, task in journal}
-    completed = {iid for iid, s in statuses.items() if s["runtimeStatus"] == "Completed"}
+    completed = {iid for iid, s in seen.own.items() if s is not None and s["runtimeStatus"] == "Completed"}
     missing = {run for p in plan.instances if p.instance_id in completed for run in p.runs if run not in ran}
-    return Outcome(lost, stuck, failed, wrong, counters_wrong, ran - plan.all_runs(), missing)
+    return Outcome(lost, stuck, failed, wrong, disagrees, counters_wrong, ran - plan.all_runs(), missing)
 
 
-def report_lines(plan: Plan, soak: Soak, outcome: Outcome, journal: list[tuple[float, int, str, str]],
-                 settle_s: float, store_kind: str) -> Iterator[str]:
+def report_lines(plan: Plan, soak: Soak, outcome: Outcome, seen: Observed, journal: Journal,
+                 store_kind: str) -> Iterator[str]:
     runs = Counter((iid, task) for _, _, iid, task in journal)
     duplicates = sum(n - 1 for n in runs.values())
     yield f"chaos soak [{store_kind}]: {len(soak.started)}/{len(plan.instances)} instances started, " \
-          f"{len(soak.hosts) - 1} kills and restarts, settled {settle_s:.1f}s after the last restart"
-    yield f"  activity runs: {len(journal)} for {len(runs)} distinct (instance, task); " \
-          f"duplicate runs: {duplicates} (on {sum(1 for n in runs.values() if n > 1)} tasks)"
+          f"{len(soak.hosts) - 1} kills and restarts, settled {seen.settle_s:.1f}s after the last restart"
+    yield f"  activity runs: {len(journal)} for {len(runs)} distinct (instance, task) of {len(plan.all_runs())} " \
+          f"planned; duplicate runs: {duplicates} (on {sum(1 for n in runs.values() if n > 1)} tasks)"
     gaps = restart_to_first_step(soak.hosts, journal)
     measured = [g for g in gaps if g is not None]
     if measured:
         yield f"  restart to first step of an existing instance: p50 {percentile(measured, 0.5):.2f}s, " \
               f"p95 {percentile(measured, 0.95):.2f}s, max {max(measured):.2f}s " \
-              f"({len(measured)} of {len(gaps)} restarts ran one before their kill or the end)"
+              f"({len(measured)} of {len(gaps)} restarts ran one)"
     else:
         yield f"  restart to first step of an existing instance: none of {len(gaps)} restarts ran one"
-    yield "  per restart (s): " + " ".join("-" if g is None else f"{g:.2f}" for g in gaps)
+    lived = [f"{h.killed_at - h.launched_at:.1f}" if h.killed_at else "end" for h in soak.hosts[1:]]
+    yield "  per restart, first step (s) / lifetime (s): " + " ".join(
+        f"{'-' if g is None else f'{g:.2f}'}/{life}" for g, life in zip(gaps, lived, strict=True))
+    statuses = Counter(s["runtimeStatus"] if s else "absent" for s in seen.own.values())
+    yield f"  final statuses: {dict(sorted(statuses.items()))}"
     yield f"  lost {len(outcome.lost)}, stuck {len(outcome.stuck)}, failed {len(outcome.failed)}, " \
-          f"wrong output {len(outcome.wrong)}, wrong counters {len(outcome.counters_wrong)}, " \
-          f"refused requests {len(soak.refused)}"
-    reasons = Counter(reason for reason in outcome.failed.values())
-    for reason, count in reasons.most_common():
-        yield f"  failed x{count}: {reason}"
+          f"wrong output {len(outcome.wrong)}, query disagrees {len(outcome.query_disagrees)}, " \
+          f"wrong counters {len(outcome.counters_wrong)}, refused requests {len(soak.refused)}"
+    for kind, count in Counter(reason_kind(r) for r in outcome.failed.values()).most_common():
+        yield f"  failed x{count}: {kind}"
+    for iid, reason in sorted(outcome.failed.items())[:3]:
+        yield f"  e.g. failed {iid} {reason}"
+    floor = counter_floor(plan, seen.own)
+    for key, detail in sorted(outcome.counters_wrong.items()):
+        yield f"  counter {key}: {detail} (at least {floor[key]} from the tallies that completed)"
     for what, items in (("lost", {i: "" for i in outcome.lost}), ("stuck", outcome.stuck),
-                        ("wrong", outcome.wrong), ("counter", outcome.counters_wrong)):
+                        ("wrong", outcome.wrong), ("query disagrees", outcome.query_disagrees)):
         for key, detail in sorted(items.items()):
             yield f"  {what} {key} {detail}"
     for line in soak.refused:
@@ -393,12 +470,12 @@ def test_chaos_soak_loses_nothing_and_gets_every_output_right(
 
     run_chaos(soak, make_actions(plan, rng), kill_intervals(random.Random(SEED + 1)))
     assert soak.host is not None
-    statuses, counters, settle_s = wait_settled(soak.host, plan)
+    seen = settle(soak.host, plan)
     journal = read_journal(soak.journal)
-    outcome = judge(soak.host, plan, soak, statuses, counters, journal)
+    outcome = judge(soak.host, plan, soak, seen, journal)
 
-    report = list(report_lines(plan, soak, outcome, journal, settle_s, store_kind))
-    with capsys.disabled():
+    report = list(report_lines(plan, soak, outcome, seen, journal, store_kind))
+    with capsys.disabled():  # the figures are the point of a soak: shown whether it passes or not
         print("\n" + "\n".join(report))
     problems = outcome.problems() + ([f"refused requests: {len(soak.refused)}"] if soak.refused else [])
-    assert not problems, "; ".join(problems) + "\n" + "\n".join(report[:60])
+    assert not problems, "; ".join(problems) + "\n" + "\n".join(report[:80])
