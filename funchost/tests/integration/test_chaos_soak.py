@@ -46,7 +46,8 @@ KILLS = 24
 KILL_INTERVAL_S = (1.0, 6.0)
 EARLY_KILL_EVERY = 4  # every 4th kill comes within the first second after the host became ready
 EARLY_KILL_INTERVAL_S = (0.1, 1.0)
-ACTION_CYCLES = KILLS - 4  # starts and raises are spread over all but the last few kill cycles
+BURST = 200  # starts the first host takes before its kill, so that the first kills land on a backlog
+ACTION_CYCLES = KILLS - 4  # the other starts and the raises are spread over all but the last few kill cycles
 SETTLE_BOUND_S = 240.0  # after the last restart: every instance terminal and every counter complete by then
 QUIET_S = 2.0  # once settled, counters are read again after this, so a late extra `add` shows
 COUNTER_KEYS = [f"c{n}" for n in range(8)]
@@ -206,11 +207,13 @@ class Soak:
 
 
 def run_chaos(soak: Soak, actions: list[tuple[str, Planned]], intervals: list[float]) -> None:
-    """Kill and restart the host once per interval, doing the next actions while each host lives; the
-    actions left over at the end go to the last host."""
+    """Start a burst of instances, then kill and restart the host once per interval, doing the next
+    actions while each host lives; the actions left over at the end go to the last host."""
     pending = list(actions)
-    per_cycle = math.ceil(len(pending) / ACTION_CYCLES)
     soak.launch()
+    while pending and len(soak.started) < BURST:
+        soak.act(*pending.pop(0))
+    per_cycle = math.ceil(len(pending) / ACTION_CYCLES)
     for interval in intervals:
         kill_at = time.monotonic() + interval
         done = 0
