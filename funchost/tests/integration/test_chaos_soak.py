@@ -443,6 +443,9 @@ def report_lines(plan: Plan, soak: Soak, outcome: Outcome, seen: Observed, journ
     yield f"  lost {len(outcome.lost)}, stuck {len(outcome.stuck)}, failed {len(outcome.failed)}, " \
           f"wrong output {len(outcome.wrong)}, query disagrees {len(outcome.query_disagrees)}, " \
           f"wrong counters {len(outcome.counters_wrong)}, refused requests {len(soak.refused)}"
+    if outcome.failed:
+        by_kind = Counter(p.orchestrator for p in plan.instances if p.instance_id in outcome.failed)
+        yield f"  failed by orchestrator: {dict(sorted(by_kind.items()))} (of {INSTANCES // 5} each)"
     for kind, count in Counter(reason_kind(r) for r in outcome.failed.values()).most_common():
         yield f"  failed x{count}: {kind}"
     for iid, reason in sorted(outcome.failed.items())[:3]:
