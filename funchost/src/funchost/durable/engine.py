@@ -283,6 +283,7 @@ class Engine:
             return False
         what = f"activity '{task.name}' of instance {task.instance_id}"
         if task.attempts >= self.settings.max_dequeue_count:
+            self._log_cut_off(what, ("activity", task.id), task.attempts)
             completion = h.task_failed(time.time(), task.task_id, self._poison_reason(task), None)
         else:
             if task.redelivered:
@@ -401,6 +402,8 @@ class Engine:
             if stale or self._is_duplicate(ev, past) or self._is_duplicate(ev, batch):
                 consumed.append(message.id)
             elif message.attempts >= self.settings.max_dequeue_count:
+                self._log_cut_off(f"instance {instance_id} of orchestrator '{record.name}'", message.id,
+                                  message.attempts)
                 consumed.append(message.id)
                 control.append(self._poison_failure(record, message, now))
             elif ev["EventType"] in (EventType.ExecutionTerminated, EventType.ExecutionSuspended,
@@ -678,6 +681,7 @@ class Engine:
                 taken.append(message)
                 continue
             if message.attempts >= self.settings.max_dequeue_count:
+                self._log_cut_off(f"entity {entity}, operation '{request.get('op')}'", message.id, message.attempts)
                 taken.append(message)
                 seen.add(request.get("id"))
                 replies.extend(self._poisoned_operation(entity, request, message.attempts, now))
