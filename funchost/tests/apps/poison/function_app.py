@@ -6,6 +6,7 @@ file named by its input first, so a test can count the attempts. host.json sets 
 2 s lease (controlQueueVisibilityTimeout), so a crash loop reaches the limit in a few restarts.
 """
 
+import json
 import os
 import signal
 import time
@@ -50,7 +51,8 @@ def crash_in_the_orchestrator(context: df.DurableOrchestrationContext):
 @app.entity_trigger(context_name="context", entity_name=CRASHER_ENTITY)
 def crasher_entity(context: df.DurableEntityContext) -> None:
     if context.operation_name == "crash":
-        crash(context.get_input()["trace"])
+        work = context.get_input()
+        crash((json.loads(work) if isinstance(work, str) else work)["trace"])  # a client signal's is JSON text
     context.set_state(context.get_state(lambda: 0) + 1)
     context.set_result(context.operation_name)
 
