@@ -172,11 +172,12 @@ def test_a_healthy_instance_killed_every_second_is_not_failed_as_poison(
 
 
 def with_default_limit(funchost_apps: Path, tmp_path: Path) -> Path:
-    """The poison app with the default maxDequeueCount (5); the short lease stays."""
+    """The poison app with the default maxDequeueCount (5), and a 5 s lease: a host holding hundreds of
+    messages renews each lease at half-time, which at 2 s is more calls than Azurite answers here."""
     app = tmp_path / "poison_default_limit"
     shutil.copytree(funchost_apps / APP, app)
     host_json = json.loads((app / "host.json").read_text())
-    del host_json["extensions"]["durableTask"]["storageProvider"]["maxDequeueCount"]
+    host_json["extensions"]["durableTask"]["storageProvider"] = {"controlQueueVisibilityTimeout": "00:00:05"}
     (app / "host.json").write_text(json.dumps(host_json))
     return app
 
