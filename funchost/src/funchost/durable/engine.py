@@ -10,6 +10,12 @@ entity's batches never overlap and an entity takes its operations in arrival ord
 and entities run side by side. The user code of an episode, a batch or an activity runs through the
 :class:`~funchost.worker.Worker` (its thread pool, or its loop for ``async def`` functions), never on
 this loop, which serves HTTP and talks to the task hub.
+
+Poison: the engine counts attempts, not deliveries (``Message.attempts``). Before user code runs for a
+message or work item that may have been attempted before (``redelivered``), it has the store record an
+attempt (``Store.record_attempts``), so that a host dying during it has it counted; a first delivery is
+recorded only if it fails in process. Work with ``maxDequeueCount`` unfinished attempts is not run again:
+its instance fails, its activity fails, its entity call gets an error reply (a signal is dropped).
 """
 
 from __future__ import annotations
