@@ -1,9 +1,8 @@
-"""Faults of the Azure Storage task hub: the storage goes away and comes back, and work that keeps failing.
+"""Faults of the Azure Storage task hub: the storage goes away and comes back.
 
 Azure store only (Azurite). Azurite is stopped with SIGTERM and started again on the same ports and data
-(``Azurite.restart``), never killed: see funchost.testing.azurite for why. The poison tests crash the host
-for real: a function of a small app written by the test kills its own host process with SIGKILL, which is
-what a worker crash (a segfault in a native library, the OOM killer) does to a message being processed.
+(``Azurite.restart``), never killed: see funchost.testing.azurite for why. Work that keeps failing (poison)
+is tested on both stores in test_poison.py.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from funchost.testing.azurite import Azurite
 from funchost.testing.process import FunchostProcess
 from funchost.testing.pytest_plugin import StartHost
 from funchost.testing.waiting import wait_until
-from tests.integration._durable_helpers import finished, start, start_public
+from tests.integration._durable_helpers import finished, start
 
 pytestmark = pytest.mark.azurite
 
@@ -133,132 +132,3 @@ def test_instances_in_flight_survive_azurite_stopping_twice(
     for match, down in zip(ended, (first_down, second_down), strict=True):
         assert match is not None
         assert DOWN_S <= float(match.group(1)) <= down + BACK_OFF_MAX_S + 1.0, (match.group(0), down)
-
-
-# --- poison: work that crashes the host every time -------------------------------------------------
-
-POISON_APP = '''\
-"""Functions that crash the host that runs them (written by tests/integration/test_azurite_faults.py)."""
-
-import os
-import signal
-
-import azure.durable_functions as df
-import azure.functions as func
-
-app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
-
-
-def leave_a_trace(path):
-    with open(path, "a", encoding="utf-8") as trace:
-        trace.write(f"{os.getpid()}\\n")
-
-
-@app.activity_trigger(input_name="work")
-def crash_the_host(work: dict) -> str:
-    leave_a_trace(work["trace"])
-    os.kill(os.getpid(), signal.SIGKILL)
-    return "never"
-
-
-@app.orchestration_trigger(context_name="context")
-def call_a_crashing_activity(context: df.DurableOrchestrationContext):
-    result = yield context.call_activity("crash_the_host", context.get_input())
-    return result
-
-
-@app.orchestration_trigger(context_name="context")
-def crash_in_the_orchestrator(context: df.DurableOrchestrationContext):
-    leave_a_trace(context.get_input()["trace"])
-    os.kill(os.getpid(), signal.SIGKILL)
-    result = yield context.call_activity("crash_the_host", context.get_input())
-    return result
-'''
-
-POISON_HOST_JSON = """{
-  "version": "2.0",
-  "extensions": {
-    "durableTask": {
-      "hubName": "PoisonTestHub",
-      "storageProvider": {"maxDequeueCount": 2, "controlQueueVisibilityTimeout": "00:00:02"}
-    }
-  }
-}
-"""
-MAX_DEQUEUE = 2
-
-
-@pytest.fixture
-def poison_app(tmp_path: Path) -> Path:
-    app = tmp_path / "poison_app"
-    app.mkdir()
-    (app / "function_app.py").write_text(POISON_APP)
-    (app / "host.json").write_text(POISON_HOST_JSON)
-    return app
-
-
-def runs(trace: Path) -> int:
-    return len(trace.read_text().splitlines()) if trace.exists() else 0
-
-
-def run_until_it_crashes(start_host: StartHost, app: Path, trace: Path, expected_runs: int, first: Any = None) -> None:
-    """Start a host on the test's task hub and wait until the poisoned work has killed it once more."""
-    try:
-        host = start_host(app)
-    except RuntimeError as err:  # it died before it answered: the work came back at once
-        assert "exited with -9" in str(err), err
-    else:
-        if first is not None:
-            first(host)
-        assert host.process is not None
-        try:
-            host.process.wait(30)
-        except Exception:
-            pytest.fail(f"the host did not crash within 30 s; its log:\n{host.log()}")
-        assert host.process.returncode == -9
-    assert runs(trace) == expected_runs
-
-
-@pytest.mark.crash
-@pytest.mark.parametrize("store_kind", ["azure"])
-@pytest.mark.parametrize(
-    ("orchestrator", "reason"),
-    [
-        (
-            "call_a_crashing_activity",
-            rf"Orchestrator function 'call_a_crashing_activity' failed: Activity function 'crash_the_host' failed: "
-            rf"its work item was delivered {MAX_DEQUEUE + 1} times without completing \(limit {MAX_DEQUEUE}\)",
-        ),
-        (
-            "crash_in_the_orchestrator",
-            rf"Orchestrator function 'crash_in_the_orchestrator' failed: A ExecutionStarted message for this "
-            rf"instance was delivered {MAX_DEQUEUE + 1} times without being processed \(limit {MAX_DEQUEUE}\)",
-        ),
-    ],
-)
-def test_work_that_crashes_the_host_every_time_fails_its_instance(
-    start_host: StartHost, poison_app: Path, tmp_path: Path, orchestrator: str, reason: str
-) -> None:
-    trace = tmp_path / "runs.txt"
-    instance_id = f"poisoned-{orchestrator}"
-
-    def start_the_instance(host: FunchostProcess) -> None:
-        try:
-            res = start_public(host, orchestrator, {"trace": str(trace)}, instance_id)
-            assert res.status == 202, res.text
-        except OSError:
-            pass  # the host died before it answered; the trace says whether the start was saved
-
-    # Each delivery kills the host; the message comes back when its lease runs out (2 s) and the next host
-    # takes it, until it has been delivered more than maxDequeueCount times.
-    run_until_it_crashes(start_host, poison_app, trace, 1, first=start_the_instance)
-    for attempt in range(2, MAX_DEQUEUE + 1):
-        run_until_it_crashes(start_host, poison_app, trace, attempt)
-    host = start_host(poison_app)
-    status = host.wait_for_status(instance_id, timeout=30)
-
-    assert status["runtimeStatus"] == "Failed", status
-    assert re.search(reason, str(status["output"])), status["output"]
-    assert runs(trace) == MAX_DEQUEUE  # the last delivery was not run again
-    history = host.status(instance_id, "?showHistory=true").json()["historyEvents"]
-    assert (history[-1]["EventType"], history[-1]["OrchestrationStatus"]) == ("ExecutionCompleted", "Failed")

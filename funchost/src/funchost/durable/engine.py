@@ -10,6 +10,12 @@ entity's batches never overlap and an entity takes its operations in arrival ord
 and entities run side by side. The user code of an episode, a batch or an activity runs through the
 :class:`~funchost.worker.Worker` (its thread pool, or its loop for ``async def`` functions), never on
 this loop, which serves HTTP and talks to the task hub.
+
+Poison: the engine counts attempts, not deliveries (``Message.attempts``). Before user code runs for a
+message or work item that may have been attempted before (``redelivered``), it has the store record an
+attempt (``Store.record_attempts``), so that a host dying during it has it counted; a first delivery is
+recorded only if it fails in process. Work with ``maxDequeueCount`` unfinished attempts is not run again:
+its instance fails, its activity fails, its entity call gets an error reply (a signal is dropped).
 """
 
 from __future__ import annotations
@@ -66,6 +72,9 @@ COALESCE_THRESHOLD = 0.02
 COALESCE_MAX = 0.5
 ACTIVE_STATUSES = (PENDING, RUNNING, SUSPENDED)
 CLAIM_TIMEOUT = 30.0  # how long a client operation (rewind, start, purge) waits for a worker to let go
+STORE_RETRY_MIN = 0.5  # an activity result the task hub failed to save is saved again after this, doubling ...
+STORE_RETRY_MAX = 10.0  # ... up to this
+ACTIVITY_RETRY_S = 1.0  # a work item the task hub failed before it ran is tried again after this
 
 
 class Engine:
@@ -92,6 +101,11 @@ class Engine:
         self._episode_cost: dict[str, float] = {}
         self._deferred: dict[str, float] = {}
         self._fetched: dict[str, list[Any]] = {}  # messages an instance's worker holds right now
+        # The messages an instance's worker has started an attempt at (user code ran or was about to), and
+        # those of them with no attempt recorded yet: a failure in process records one for each of those.
+        self._attempting: dict[str, tuple[list[Message], list[Message]]] = {}
+        self._failed_here: set[Any] = set()  # handles of messages whose last attempt failed in this process
+        self._saving: set[asyncio.Task[None]] = set()  # activity results being saved again (``_save_result``)
         self._changed = asyncio.Condition()
         self._stopping = False
         self._version_refused: set[tuple[str, str]] = set()  # (instance, execution) whose refusal was logged
@@ -112,9 +126,9 @@ class Engine:
         self._stopping = True
         for handle in self._timers.values():
             handle.cancel()
-        for worker in self._workers:
+        for worker in [*self._workers, *self._saving]:
             worker.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
+        await asyncio.gather(*self._workers, *self._saving, return_exceptions=True)
         await self.activities.close()
         await self.store.close()
 
@@ -208,51 +222,125 @@ class Engine:
                 logger.exception("instance %s: processing failed; it will be retried", instance_id)
                 self._running.discard(instance_id)
                 self.forget(instance_id)  # what the cache holds may be ahead of the task hub now
-                with contextlib.suppress(Exception):
-                    # Handed back, each delivery counts: a message that keeps failing becomes poison.
-                    await self.store.abandon(self._fetched.pop(instance_id, []))
+                await self._attempt_failed(instance_id)
                 self._wake_at(instance_id, time.time() + 1.0)
                 continue
             finally:
                 self._running.discard(instance_id)
                 self._fetched.pop(instance_id, None)
+                self._attempting.pop(instance_id, None)
             if instance_id in self._again:
                 self._again.discard(instance_id)
                 self.wake(instance_id)
             await self._notify_changed()
             await asyncio.sleep(0)  # let HTTP requests in between episodes
 
+    async def _attempt_failed(self, owner: str) -> None:
+        """Processing of ``owner``'s messages failed in this process: record the attempt of those that had
+        none recorded yet, and hand the messages back."""
+        attempted, unrecorded = self._attempting.pop(owner, ([], []))
+        self._failed_here.update(m.id for m in attempted)
+        try:
+            if unrecorded:
+                await self.store.record_attempts(unrecorded)
+            await self.store.abandon(self._fetched.pop(owner, []))
+        except Exception:
+            # Not recorded: this attempt is not counted, and the next one is recorded before it runs.
+            logger.exception("%s: the failed attempt could not be recorded in the task hub", owner)
+
+    async def _start_attempt(self, owner: str, messages: list[Message], what: str) -> None:
+        """Before user code runs for ``messages``: record an attempt for each one that may have been attempted
+        before (``Message.redelivered``), so that a host that dies during this attempt has it counted; the
+        others are recorded only if the attempt fails in this process (``_attempt_failed``)."""
+        redelivered = [m for m in messages if m.redelivered]
+        for message in redelivered:
+            self._log_cut_off(what, message.id, message.attempts)
+        if redelivered:
+            await self.store.record_attempts(redelivered)
+        self._attempting[owner] = (messages, [m for m in messages if not m.redelivered])
+
+    def _log_cut_off(self, what: str, handle: Any, attempts: int) -> None:
+        """An attempt that did not finish and did not fail in this process was cut off by a host stop: the log
+        says so, as it holds the error of every attempt that failed in process."""
+        if handle in self._failed_here:
+            self._failed_here.discard(handle)
+        elif attempts > 0:
+            logger.warning("%s: the previous attempt at it did not finish and failed with no error in this host: "
+                           "the host stopped during it (%d unfinished attempt(s) so far, limit %d)", what, attempts,
+                           self.settings.max_dequeue_count)
+
+    def _finished_activity(self, task: ActivityTask) -> None:
+        self._inflight[task.instance_id] -= 1
+        if self._inflight[task.instance_id] <= 0:
+            del self._inflight[task.instance_id]
+
     async def _activity_worker(self) -> None:
         while True:
             task = await self._activity_queue.get()
-            if await self._already_done(task):
-                self._inflight[task.instance_id] -= 1
-                if self._inflight[task.instance_id] <= 0:
-                    del self._inflight[task.instance_id]
-                with contextlib.suppress(Exception):
-                    await self.store.commit(Checkpoint(completed_activity=task.id))
-                continue
-            if task.dequeue_count > self.settings.max_dequeue_count:
-                completion = h.task_failed(time.time(), task.task_id, self._poison_reason(task), None)
-            else:
-                completion = await self.activities.run(task)
-            if self._stopping:
-                return  # the work item stays in the store and runs again on the next start
-            self._inflight[task.instance_id] -= 1
-            if self._inflight[task.instance_id] <= 0:
-                del self._inflight[task.instance_id]
             try:
-                await self.commit(Checkpoint(messages=[Message(task.instance_id, completion, task.execution_id)],
-                                             completed_activity=task.id))
+                if await self._run_activity(task):
+                    return
             except Exception:
-                # The work item stays in the task hub and is delivered again: at least once, never lost.
-                logger.exception("activity %s of instance %s: its result could not be saved", task.name,
-                                 task.instance_id)
+                # The task hub failed before the activity ran (its result is saved by ``_save_result``): the
+                # work item is still this host's, so it is tried again later, and this worker goes on.
+                logger.exception("activity %s of instance %s: the task hub failed; it is tried again in %g s",
+                                 task.name, task.instance_id, ACTIVITY_RETRY_S)
+                asyncio.get_running_loop().call_later(ACTIVITY_RETRY_S, self._activity_queue.put_nowait, task)
+
+    async def _run_activity(self, task: ActivityTask) -> bool:
+        """Run one work item and save its result; True when the engine is stopping (the worker ends)."""
+        if await self._already_done(task):
+            self._finished_activity(task)
+            await self._save_result(task, None)
+            return False
+        what = f"activity '{task.name}' of instance {task.instance_id}"
+        if task.attempts >= self.settings.max_dequeue_count:
+            self._log_cut_off(what, ("activity", task.id), task.attempts)
+            completion = h.task_failed(time.time(), task.task_id, self._poison_reason(task), None)
+        else:
+            if task.redelivered:
+                self._log_cut_off(what, ("activity", task.id), task.attempts)
+                await self.store.record_attempts([task])
+            completion = await self.activities.run(task)
+        if self._stopping:
+            return True  # the work item stays in the store and runs again on the next start
+        self._finished_activity(task)
+        await self._save_result(task, completion)
+        return False
+
+    async def _save_result(self, task: ActivityTask, completion: Json | None) -> None:
+        """Commit an activity's result (or, with None, just the completion of its work item). One the task
+        hub fails to take is saved again in the background, its work item still held, so it is neither lost
+        nor left until the next start, and the activity does not run again; the worker goes on."""
+
+        async def save_once() -> bool:
+            messages = [] if completion is None else [Message(task.instance_id, completion, task.execution_id)]
+            try:
+                await self.commit(Checkpoint(messages=messages, completed_activity=task.id))
+                return True
+            except Exception:
+                logger.exception("activity %s of instance %s: its result could not be saved; it is saved again "
+                                 "shortly", task.name, task.instance_id)
+                return False
+
+        async def save_again() -> None:
+            delay = STORE_RETRY_MIN
+            while True:
+                await asyncio.sleep(delay)
+                if await save_once():
+                    return
+                delay = min(delay * 2, STORE_RETRY_MAX)
+
+        if await save_once():
+            return
+        saving = asyncio.create_task(save_again())
+        self._saving.add(saving)
+        saving.add_done_callback(self._saving.discard)
 
     async def _already_done(self, task: ActivityTask) -> bool:
         """A redelivered work item whose result is already in the history (or whose run is gone) is not run
         again: with a store that deletes work items after recording results, a crash in between redelivers."""
-        if task.dequeue_count <= 1:
+        if not task.redelivered:
             return False
         loaded = await self._load(task.instance_id)
         if loaded is None or loaded[0].execution_id != task.execution_id or loaded[0].is_terminal:
@@ -322,16 +410,19 @@ class Engine:
             ev = message.event
             stale = message.execution_id is not None and message.execution_id != record.execution_id
             # Stale and duplicate messages first: one processed already but never deleted (a crash before
-            # its deletion) comes back with a high dequeue count, and is not poison for that.
+            # its deletion) may come back with attempts recorded, and is not poison for that.
             if stale or self._is_duplicate(ev, past) or self._is_duplicate(ev, batch):
                 consumed.append(message.id)
-            elif message.dequeue_count > self.settings.max_dequeue_count:
+            elif message.attempts >= self.settings.max_dequeue_count:
+                self._log_cut_off(f"instance {instance_id} of orchestrator '{record.name}'", message.id,
+                                  message.attempts)
                 consumed.append(message.id)
-                control.append(self._poison_failure(message, now))
+                control.append(self._poison_failure(record, message, now))
             elif ev["EventType"] in (EventType.ExecutionTerminated, EventType.ExecutionSuspended,
                                      EventType.ExecutionResumed):
                 consumed.append(message.id)
                 control.append(ev)
+                batch.append(ev)
             else:
                 deliver.append((message, ev))
                 batch.append(ev)
@@ -359,6 +450,8 @@ class Engine:
         checkpoint.consumed.extend(m.id for m, ev in deliver if id(ev) in delivered_ids and m.id is not None)
         if record.status == PENDING:
             record.status = RUNNING
+        await self._start_attempt(instance_id, [m for m, ev in deliver if id(ev) in delivered_ids],
+                                  f"instance {instance_id} of orchestrator '{record.name}'")
         episode = await self.worker.run_in_pool(self.episodes.run, record, past, events, now)
         self._episode_cost[instance_id] = time.time() - now
         checkpoint.new_history.extend(episode.new_history)
@@ -451,23 +544,31 @@ class Engine:
             key, task_id = "TimerId", ev.get("TimerId")
         elif kind == EventType.ExecutionStarted:
             return any(e.get("EventType") == EventType.ExecutionStarted for e in past)
-        elif kind == EventType.EventRaised and ev.get("MessageId"):
+        elif kind in (EventType.EventRaised, EventType.ExecutionTerminated, EventType.ExecutionSuspended,
+                      EventType.ExecutionResumed) and ev.get("MessageId"):
+            # Control events are in the history once applied (a suspend of a suspended instance is not, and
+            # applying it again changes nothing).
             return any(e.get("MessageId") == ev["MessageId"] for e in past)
         else:
             return False
         return any(e.get("EventType") == kind and e.get(key) == task_id for e in past)
 
-    def _poison_failure(self, message: Message, now: float) -> Json:
+    def _attempts_text(self, attempts: int) -> str:
+        return (f"{attempts} attempts at it did not finish (limit {self.settings.max_dequeue_count}; the host "
+                "stopped or failed during each, and an attempt cut off on the first delivery is not counted), "
+                "so it is not tried again. The host log holds the error of each attempt that failed, and says "
+                "which ones the host stopped during")
+
+    def _poison_failure(self, record: InstanceRecord, message: Message, now: float) -> Json:
         kind = message.event.get("EventType")
         name = EventType(kind).name if isinstance(kind, int) and kind in EventType._value2member_map_ else "entity"
         return {"EventType": POISON, "Reason": (
-            f"A {name} message for this instance was delivered {message.dequeue_count} times without being "
-            f"processed (limit {self.settings.max_dequeue_count}); the instance is failed instead of retrying "
-            "it forever. See the host log for the errors of those attempts.")}
+            f"its {name} message to instance '{record.instance_id}' is poison: "
+            f"{self._attempts_text(message.attempts)}.")}
 
     def _poison_reason(self, task: ActivityTask) -> str:
-        return (f"Activity function '{task.name}' failed: its work item was delivered {task.dequeue_count} times "
-                f"without completing (limit {self.settings.max_dequeue_count}); the host stopped retrying it.")
+        return (f"Activity function '{task.name}' failed: its work item for instance '{task.instance_id}' is "
+                f"poison: {self._attempts_text(task.attempts)}.")
 
     def _apply_control(self, record: InstanceRecord, ev: Json, checkpoint: Checkpoint, now: float) -> bool:
         kind = ev["EventType"]
@@ -532,7 +633,11 @@ class Engine:
                                       execution_id=record.execution_id, input_text=input_text,
                                       parent=record.parent, version=version)
         checkpoint.messages.append(Message(record.instance_id, started, record.execution_id))
-        checkpoint.messages.extend(Message(record.instance_id, ev) for ev in carry_over)
+        for ev in carry_over:
+            # Identity, so a redelivered event is not delivered twice; pinned to the new execution, so a step
+            # replayed after a crash (a new execution id) does not deliver its copies too.
+            ev.setdefault("MessageId", uuid.uuid4().hex)
+            checkpoint.messages.append(Message(record.instance_id, ev, record.execution_id))
 
     # --- entities -------------------------------------------------------------------------------
 
@@ -543,34 +648,77 @@ class Engine:
         self._fetched[entity] = [m.id for m in messages]
         name, _ = split_entity_id(entity)
         handler = self.functions.entity(name)
-        consumed = [m.id for m in messages if m.id is not None]
         if handler is None:
             logger.warning("dropping %d operations for unknown entity %s", len(messages), entity)
-            await self.commit(Checkpoint(consumed=consumed))
+            await self.commit(Checkpoint(consumed=[m.id for m in messages if m.id is not None]))
             return
         current = await self.store.load_entity(entity)
         seen = set(current.recent if current else ())
-        # At-least-once delivery can hand an operation over twice, also twice in one batch; its request id
-        # says it ran already.
-        requests: list[Json] = []
+        now = time.time()
+        taken, to_run, replies = self._entity_batch(entity, messages, seen, now)
+        consumed = [m.id for m in taken if m.id is not None]
+        requests = [m.event["EntityRequest"] for m in to_run]
+        if not requests:
+            await self.commit(Checkpoint(consumed=consumed, messages=replies))
+        else:
+            await self._start_attempt(entity, to_run, f"entity {entity}, operation '{requests[0].get('op')}'"
+                                      if len(requests) == 1 else f"entity {entity}")
+            outcome = await self.worker.run_in_pool(run_batch, handler, entity, current, requests,
+                                                    self.worker.call_blocking)
+            if outcome.state is not None:
+                recent = [*(current.recent if current else []), *(str(r.get("id")) for r in requests)]
+                outcome.state.recent = recent[-RECENT_ENTITY_REQUESTS:]
+            await self.commit(Checkpoint(consumed=consumed, messages=[*replies, *outcome.replies],
+                                         entity=outcome.state,
+                                         delete_entity=None if outcome.state is not None else entity))
+        if len(taken) < len(messages) or len(messages) == self.settings.max_entity_batch_size:
+            self.wake(entity)
+
+    def _entity_batch(self, entity: str, messages: list[Message], seen: set[Any],
+                      now: float) -> tuple[list[Message], list[Message], list[Message]]:
+        """Which of an entity's messages this batch takes (in arrival order), which of those it runs, and the
+        error replies to poisoned calls.
+
+        At-least-once delivery can hand an operation over twice, also twice in one batch; its request id says
+        it ran already. An operation with an unfinished attempt (its batch failed, or the host died during it)
+        runs in a batch of its own, so that only the operation that fails has its attempts counted; one over
+        the poison limit is not run again: a call gets an error reply, a signal is dropped with an error logged.
+        """
+        taken: list[Message] = []
+        to_run: list[Message] = []
+        replies: list[Message] = []
         for message in messages:
             request = message.event["EntityRequest"]
-            if request.get("id") not in seen:
+            if request.get("id") in seen:
+                taken.append(message)
+                continue
+            if message.attempts >= self.settings.max_dequeue_count:
+                self._log_cut_off(f"entity {entity}, operation '{request.get('op')}'", message.id, message.attempts)
+                taken.append(message)
                 seen.add(request.get("id"))
-                requests.append(request)
-        if not requests:
-            await self.commit(Checkpoint(consumed=consumed))
-            return
-        outcome = await self.worker.run_in_pool(run_batch, handler, entity, current, requests,
-                                                self.worker.call_blocking)
-        if outcome.state is not None:
-            recent = [*(current.recent if current else []), *(str(r.get("id")) for r in requests)]
-            outcome.state.recent = recent[-RECENT_ENTITY_REQUESTS:]
-        checkpoint = Checkpoint(consumed=consumed, messages=outcome.replies, entity=outcome.state,
-                                delete_entity=None if outcome.state is not None else entity)
-        await self.commit(checkpoint)
-        if len(messages) == self.settings.max_entity_batch_size:
-            self.wake(entity)
+                replies.extend(self._poisoned_operation(entity, request, message.attempts, now))
+                continue
+            if message.attempts > 0 and to_run:
+                break  # it runs alone, in the next batch
+            taken.append(message)
+            to_run.append(message)
+            seen.add(request.get("id"))
+            if message.attempts > 0:
+                break
+        return taken, to_run, replies
+
+    def _poisoned_operation(self, entity: str, request: Json, attempts: int, now: float) -> list[Message]:
+        name, _ = split_entity_id(entity)
+        reason = (f"Entity '{name}' operation '{request.get('op')}' on entity {entity} is poison: "
+                  f"{self._attempts_text(attempts)}.")
+        logger.error("entity %s: %s", entity, reason)
+        if request.get("signal") or not request.get("parent"):
+            return []  # a signal has no caller to tell: the log line above is all
+        # The reply a failed operation gets from ``entities.run_batch``, so the caller's call fails with it.
+        reply = h.event_raised(now, str(request["id"]), json.dumps({"result": json.dumps(reason),
+                                                                    "exceptionType": "Error"}))
+        reply["MessageId"] = f"reply:{request['id']}"
+        return [Message(str(request["parent"]), reply, request.get("parentExecution"))]
 
     # --- client operations (the management API calls these) -------------------------------------
 
@@ -640,6 +788,7 @@ class Engine:
         if record.is_terminal:
             raise ManagementError(410, f"Instance '{instance_id}' is already {record.status}.")
         ev = h.event(EventType.ExecutionTerminated, time.time(), Input=reason)
+        ev["MessageId"] = uuid.uuid4().hex  # identity, so a redelivered terminate is not applied twice
         await self.commit(Checkpoint(messages=[Message(instance_id, ev)]))
 
     async def suspend(self, instance_id: str, reason: str | None) -> None:
@@ -647,6 +796,7 @@ class Engine:
         if record.is_terminal:
             raise ManagementError(410, f"Instance '{instance_id}' is already {record.status}.")
         ev = h.event(EventType.ExecutionSuspended, time.time(), Reason=reason)
+        ev["MessageId"] = uuid.uuid4().hex  # identity, so a redelivered suspend is not applied twice
         await self.commit(Checkpoint(messages=[Message(instance_id, ev)]))
 
     async def resume(self, instance_id: str, reason: str | None) -> None:
@@ -654,6 +804,7 @@ class Engine:
         if record.is_terminal:
             raise ManagementError(410, f"Instance '{instance_id}' is already {record.status}.")
         ev = h.event(EventType.ExecutionResumed, time.time(), Reason=reason)
+        ev["MessageId"] = uuid.uuid4().hex  # identity, so a redelivered resume is not applied twice
         await self.commit(Checkpoint(messages=[Message(instance_id, ev)]))
 
     async def restart(self, instance_id: str, new_id: bool) -> InstanceRecord:

@@ -42,6 +42,7 @@ from azure.core.exceptions import HttpResponseError
 from azure.storage.queue import QueueMessage
 from azure.storage.queue.aio import QueueClient
 
+from funchost.stores._azure_attempts import AttemptTable
 from funchost.stores._azure_layout import MAX_VISIBILITY_S, MESSAGE_CHARS, HubLayout, dumps
 from funchost.stores._azure_payloads import PayloadTable, PendingPayload, Retry, new_message_key
 from funchost.stores._azure_retry import Outage, describe, is_transient, status_of
@@ -87,6 +88,8 @@ class Lease:
     taken: bool = False
     renewing: asyncio.Future[None] | None = None
     carries: Message | None = None  # a work item that now carries its activity's result (``carry``)
+    attempts: int = 0  # attempts at it that did not finish (``_azure_attempts``)
+    marked: bool = False  # it has an attempt row, to delete when it is consumed
 
 
 @dataclass
@@ -174,6 +177,7 @@ class Delivery:
         self._hold_until: float | None = None  # time.monotonic() before which control queues are held back
         self._held_back: set[str] = set()  # control queues not handed to the engine yet (see ``hold``)
         self._returning: dict[str, set[str]] = {}  # instance -> envelope ids handed back, not received again
+        self.attempts: AttemptTable | None = None  # where redelivered messages' attempt counts are read
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -257,7 +261,8 @@ class Delivery:
         if limit is not None:
             leases = leases[:limit]
         return [Message(instance_id, json.loads(lease.event_text or "{}"), lease.execution_id, lease.visible_at,
-                        id=lease.handle, dequeue_count=lease.dequeue_count) for lease in leases]
+                        id=lease.handle, dequeue_count=lease.dequeue_count, attempts=lease.attempts,
+                        redelivered=lease.dequeue_count > 1 or lease.marked) for lease in leases]
 
     async def send(self, outgoing: Outgoing) -> Lease | None:
         """Send a message. One due soon is leased to this host from the start, and returned to be handed
@@ -541,11 +546,18 @@ class Delivery:
                 await self.delete(handle, None)
                 return None
             envelope = json.loads(full)
-        if key in self.leases or envelope_id in self._by_envelope:
-            return None  # received again while the payload was read
         # A message its sender delivered before anyone received it was dequeued once more than the queue says.
         dequeue_count = (received.dequeue_count or 1) + (1 if small.get("h") else 0)
-        return self._lease(handle, envelope, str(payload_key) if payload_key else None, dequeue_count, visible_at)
+        # A redelivery may have been attempted before: its attempt count (a first delivery has none).
+        attempts = await self.attempts.read(queue, received.id) if dequeue_count > 1 and self.attempts else 0
+        if key in self.leases or envelope_id in self._by_envelope:
+            return None  # received again while the payload was read
+        lease = self._lease(handle, envelope, str(payload_key) if payload_key else None, dequeue_count, visible_at)
+        lease.attempts = attempts
+        lease.marked = attempts > 0
+        if lease.task is not None:
+            lease.task.attempts = attempts
+        return lease
 
     def _lease(self, handle: QueueHandle, envelope: dict[str, Any], payload_key: str | None, dequeue_count: int,
                visible_at: float) -> Lease:
@@ -556,7 +568,8 @@ class Delivery:
                       visible_at=visible_at, execution_id=envelope.get("x"))
         if envelope.get("k") == "a":
             lease.task = ActivityTask(owner, str(envelope.get("x")), int(envelope["tid"]), str(envelope["f"]),
-                                      envelope.get("in"), id=handle, dequeue_count=dequeue_count)
+                                      envelope.get("in"), id=handle, dequeue_count=dequeue_count,
+                                      redelivered=dequeue_count > 1)
         else:
             lease.event_text = dumps(envelope["e"])
         return lease

@@ -38,7 +38,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from azure.core.exceptions import ResourceNotFoundError
@@ -48,6 +48,7 @@ from azure.data.tables.aio import TableClient, TableServiceClient
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
 from funchost.errors import StoreError
+from funchost.stores._azure_attempts import AttemptTable, record_attempts
 from funchost.stores._azure_delivery import Delivery, Lease, QueueHandle, encode_activity, encode_message
 from funchost.stores._azure_finisher import Finisher
 from funchost.stores._azure_history import HistoryTable, PreparedHistory
@@ -65,6 +66,7 @@ from funchost.stores._azure_retry import Outage, describe, with_retry
 from funchost.stores._azure_rows import entity_from_row, entity_row, instance_from_row, instance_row
 from funchost.stores.azure_settings import StorageSettings
 from funchost.stores.base import (
+    ActivityTask,
     Checkpoint,
     EntityRecord,
     InstanceQuery,
@@ -120,6 +122,7 @@ class _Open:
         self.instances = self.tables[layout.instances_table]
         self.entities = self.tables[layout.entities_table]
         self.delivery: Delivery | None = None
+        self.attempts = AttemptTable(self.table_service, layout, store._retry)
 
     async def close(self) -> None:
         await self.table_service.close()
@@ -180,6 +183,7 @@ class AzureStorageStore:
         try:
             await create_hub(self.layout, self.settings, hub.tables, hub.queues, self._outage, self._retry,
                              self._open_timeout_s)
+            await hub.attempts.create()
             unclean = await mark_running(self.layout, hub.tables, self._retry)
         except BaseException:
             await hub.close()
@@ -187,6 +191,7 @@ class AzureStorageStore:
         hub.delivery = Delivery(self.layout, hub.queues, hub.payloads, self._outage, self._retry,
                                 lease_s=self._lease_s, poll_min=self._poll[0], poll_max=self._poll[1],
                                 activity_prefetch=self._prefetch[0], control_prefetch=self._prefetch[1])
+        hub.delivery.attempts = hub.attempts
         if unclean:
             # Messages the previous host held come back when their leases (at most one lease from now) run out.
             logger.warning("task hub %s: its previous host did not stop cleanly; orchestrations and entities wait "
@@ -335,26 +340,21 @@ class AzureStorageStore:
         if checkpoint.instance is not None and checkpoint.replace_history:
             held_back.add(checkpoint.instance.instance_id)
         delivery.hide(held_back)
+        # A result that could not be saved keeps its work item leased: the engine saves it again.
         try:
             await self._commit(checkpoint, delivery)
-        except BaseException:
-            if checkpoint.completed_activity is not None:
-                # The engine does not retry a result it could not save: the work item must come back.
-                delivery.abandon(checkpoint.completed_activity)
-            raise
         finally:
             delivery.unhide(held_back)
 
     async def abandon(self, message_ids: list[Any]) -> None:
-        """Hand messages back undone (their processing failed): they are delivered again, each with a
-        higher ``dequeue_count``, so a message that keeps failing reaches the poison limit.
-
-        Not (yet) part of the ``Store`` protocol: without it a held message whose processing fails is
-        offered again from memory, its ``dequeue_count`` unchanged.
-        """
+        """Hand messages back undone (their processing failed): they are delivered again, redelivered (the
+        engine has recorded the failed attempt, ``record_attempts``)."""
         delivery = self._delivery
         for message_id in message_ids:
             delivery.abandon(message_id)
+
+    async def record_attempts(self, items: Sequence[Message | ActivityTask]) -> list[int]:
+        return await record_attempts(self._delivery, self._hub.attempts, items)
 
     async def _commit(self, cp: Checkpoint, delivery: Delivery) -> None:
         hub = self._hub
@@ -418,6 +418,10 @@ class AzureStorageStore:
                 return
             logger.warning("consumed message %s on %s could not be deleted (%s); it will be delivered again and "
                            "dropped as a duplicate", handle.message_id, handle.queue, describe(err))
+            return
+        if lease is not None and lease.marked:
+            with contextlib.suppress(Exception):  # a row left behind is never read again (_azure_attempts)
+                await self._hub.attempts.delete(handle.queue, handle.message_id)
 
     async def _drop_value(self, owner: str, key: str) -> None:
         try:

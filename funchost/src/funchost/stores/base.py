@@ -10,6 +10,7 @@ a crash at any moment lose nothing that was acknowledged.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -65,7 +66,12 @@ class Message:
     execution_id: str | None = None
     visible_at: float = 0.0
     id: MessageId | None = None  # the store's handle, set when the store delivers the message
-    dequeue_count: int = 0  # deliveries so far; a message that keeps failing is a poison message
+    dequeue_count: int = 0  # deliveries so far (a delivery is not an attempt: see ``attempts``)
+    # Attempts at processing it that started and did not finish (``Store.record_attempts``): what the poison
+    # limit counts. ``redelivered``: it may have been attempted before, by this host or a previous one, so an
+    # attempt is recorded before user code runs for it; a first delivery needs no record (see the README).
+    attempts: int = 0
+    redelivered: bool = False
 
 
 @dataclass
@@ -79,6 +85,8 @@ class ActivityTask:
     input: str | None
     id: MessageId | None = None
     dequeue_count: int = 0
+    attempts: int = 0  # as ``Message.attempts``
+    redelivered: bool = False  # as ``Message.redelivered``
 
 
 @dataclass
@@ -162,5 +170,12 @@ class Store(Protocol):
     async def purge(self, instance_ids: list[str]) -> int: ...
 
     async def abandon(self, message_ids: list[MessageId]) -> None:
-        """Hand back messages whose processing failed; they are delivered again, their count raised."""
+        """Hand back messages whose processing failed; they are delivered again (``redelivered``). Their
+        attempts are the engine's to record (``record_attempts``), not the store's."""
+        ...
+
+    async def record_attempts(self, items: Sequence[Message | ActivityTask]) -> list[int]:
+        """Persist that one more attempt at each delivered message or work item started (or failed in this
+        process): its ``attempts`` grows by one, in the item and in the task hub, until the message is consumed
+        or the work item completed. Returns the new counts; from now on the items are ``redelivered``."""
         ...

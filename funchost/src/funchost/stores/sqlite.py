@@ -4,6 +4,13 @@ WAL with ``synchronous=NORMAL`` keeps every committed transaction across a kille
 (only a power loss can drop the last few), which is the crash-safety this host promises.
 A second host on the same file is refused through an exclusive ``flock`` on a lock file
 beside it; the kernel releases that lock when the owning process dies, even by SIGKILL.
+
+Attempts (the poison limit's count, ``Store.record_attempts``): ``messages.attempts`` and
+``activities.dequeue_count`` count the attempts at a message or work item that started and did not finish.
+Everything in the file when it is opened, or with an attempt recorded, is ``redelivered``: a previous host
+may have died processing it, so the engine records an attempt before it runs user code for it. A message
+or work item created since needs no write: if this host dies processing it, the next one opens with it.
+Schema 3 added ``messages.attempts``; a schema 2 file is migrated when it is opened.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -31,7 +39,7 @@ from funchost.stores.base import (
     WorkListener,
 )
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -44,7 +52,7 @@ CREATE TABLE IF NOT EXISTS history (
     instance_id TEXT NOT NULL, seq INTEGER NOT NULL, event TEXT NOT NULL, PRIMARY KEY (instance_id, seq));
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY AUTOINCREMENT, instance_id TEXT NOT NULL, execution_id TEXT,
-    event TEXT NOT NULL, visible_at REAL NOT NULL);
+    event TEXT NOT NULL, visible_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS messages_by_instance ON messages (instance_id, id);
 CREATE TABLE IF NOT EXISTS activities (
     id INTEGER PRIMARY KEY AUTOINCREMENT, instance_id TEXT NOT NULL, execution_id TEXT NOT NULL,
@@ -107,6 +115,9 @@ class SqliteStore:
         self._lock_file: IO[str] | None = None
         self._listener: WorkListener | None = None
         self._timers: dict[tuple[str, float], asyncio.TimerHandle] = {}
+        # Rows up to these ids were in the file when it was opened: a previous host may have attempted them.
+        self._last_message_at_open = 0
+        self._last_activity_at_open = 0
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -114,15 +125,16 @@ class SqliteStore:
         """Open the file, then announce everything the previous host left in flight."""
         self._open_file()
         self._listener = listener
+        self._last_message_at_open = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()[0]
+        self._last_activity_at_open = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM activities").fetchone()[0]
         rows = self.db.execute("SELECT DISTINCT instance_id, visible_at FROM messages").fetchall()
         for instance_id, visible_at in rows:
             self._announce_message(instance_id, visible_at)
-        pending = self.db.execute("SELECT * FROM activities ORDER BY id").fetchall()
-        if pending:
-            self.db.execute("UPDATE activities SET dequeue_count = dequeue_count + 1")
-        for r in pending:
+        # Reading a work item is no attempt at it: its count only grows when the engine starts it.
+        for r in self.db.execute("SELECT * FROM activities ORDER BY id").fetchall():
             listener.activity_ready(ActivityTask(r["instance_id"], r["execution_id"], r["task_id"], r["name"],
-                                                 r["input"], r["id"], r["dequeue_count"] + 1))
+                                                 r["input"], r["id"], dequeue_count=2, attempts=r["dequeue_count"],
+                                                 redelivered=True))
 
     def _announce_message(self, instance_id: str, visible_at: float) -> None:
         assert self._listener is not None
@@ -186,10 +198,27 @@ class SqliteStore:
             return
         if rows.get("format") != "funchost-sqlite":
             raise StoreError(f"{self.location} is not a funchost task hub; choose another --store path")
+        if rows.get("schema") == "2":
+            self._migrate_from_2(db)
+            return
         if rows.get("schema") != SCHEMA_VERSION:
             raise StoreError(f"{self.location} was written by a funchost with task hub schema {rows.get('schema')}, "
                              f"this one uses schema {SCHEMA_VERSION}: finish its instances with the older "
                              "funchost, or delete the file (and its -wal/-shm files) to start afresh")
+
+    @staticmethod
+    def _migrate_from_2(db: sqlite3.Connection) -> None:
+        """Schema 2 -> 3: messages get their attempt count. Schema 2 raised ``activities.dequeue_count`` at
+        every open, reads included, so those counts are deliveries, not failures: they start over at zero."""
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("ALTER TABLE messages ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")
+            db.execute("UPDATE activities SET dequeue_count = 0")
+            db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (SCHEMA_VERSION,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     async def close(self) -> None:
         for handle in self._timers.values():
@@ -223,7 +252,9 @@ class SqliteStore:
         if limit is not None:
             sql += " LIMIT ?"
             args += (limit,)
-        return [Message(r["instance_id"], json.loads(r["event"]), r["execution_id"], r["visible_at"], r["id"])
+        return [Message(r["instance_id"], json.loads(r["event"]), r["execution_id"], r["visible_at"], r["id"],
+                        attempts=r["attempts"],
+                        redelivered=r["attempts"] > 0 or r["id"] <= self._last_message_at_open)
                 for r in self.db.execute(sql, args)]
 
     async def load_entity(self, entity_id: str) -> EntityRecord | None:
@@ -344,6 +375,23 @@ class SqliteStore:
 
     async def abandon(self, message_ids: list[Any]) -> None:
         """Nothing to hand back: a message stays in its table until a checkpoint consumes it."""
+
+    async def record_attempts(self, items: Sequence[Message | ActivityTask]) -> list[int]:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for item in items:
+                table, column = ("messages", "attempts") if isinstance(item, Message) else ("activities",
+                                                                                             "dequeue_count")
+                db.execute(f"UPDATE {table} SET {column} = {column} + 1 WHERE id = ?", (item.id,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        for item in items:
+            item.attempts += 1
+            item.redelivered = True
+        return [item.attempts for item in items]
 
     async def purge(self, instance_ids: list[str]) -> int:
         """Delete the finished ones of ``instance_ids`` with their history, messages and work items; a live
