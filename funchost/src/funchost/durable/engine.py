@@ -395,8 +395,11 @@ class Engine:
             return
         record, past = loaded
         if record.is_terminal:
-            # Late results of a finished instance are dropped; the instance itself is not touched.
-            await self.commit(Checkpoint(consumed=[m.id for m in messages if m.id is not None]))
+            # Late results of a finished instance are dropped, and its record is written again as it is: a
+            # message comes back after a crash before its step was finished, and that step may have been cut
+            # off before the store's instance row (what queries list) was written (the Azure store writes it
+            # shortly after the step's history).
+            await self.commit(Checkpoint(instance=record, consumed=[m.id for m in messages if m.id is not None]))
             return
         record = InstanceRecord(**{**record.__dict__, "engine": json.loads(json.dumps(record.engine))})
         if await self._refuse_version(record, past, messages, now):
