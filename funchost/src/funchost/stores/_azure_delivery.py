@@ -15,10 +15,30 @@ they come due, and what a previous host left. An idle poller backs off from ``po
 
 Order: an instance is handed its held messages oldest first, by the time and position its sender gave
 them. After a host stopped uncleanly, the messages it held stay hidden until their leases run out, and
-messages sent since would overtake them; so ``hold`` keeps every control queue back until one lease has
-passed and its poller has received what is visible, and only then tells the engine about its instances.
-Work items are never held back: activities need no order. For the same reason an instance whose
-messages were handed back undone (``abandon``) gets no messages until those are received again.
+messages sent since could overtake them. Only some kinds of message care (``order_sensitive``):
+completions (an activity's or sub-orchestration's result, a timer firing) and starts may arrive in any
+order, since the engine matches a completion to its task by id and keeps events that arrive before their
+instance's start; an instance's external events (two of one name are received in the order they came),
+suspend, resume and terminate, and everything sent to an entity (it applies operations in arrival order)
+may not. So ``hold`` keeps back only order-sensitive messages, and only on a control queue that may
+still hide a message of the dead host: one whose approximate message count (which counts hidden messages
+too, and is never below the true count) its poller has not yet matched with what it received. Such a
+queue is held until one lease has passed and its poller has received what is visible; a queue whose
+count it matched is handed over at once. Everything else (completions, starts, work items, queues with
+nothing hidden) goes to the engine at once, so a restart after a kill resumes without waiting a lease.
+A queue that holds timers not yet due keeps its hidden count above what can be received, and so waits
+the lease for its order-sensitive messages; the count cannot tell a timer from a leased message.
+
+DurableTask.AzureStorage after a crash: a new worker takes a control queue only once the dead worker's
+partition lease (a blob lease) has expired, and then receives whatever is visible, the dead worker's
+own leased messages coming back when their visibility timeout ends; it does not restore arrival order
+across that gap. What it does handle is a completion for a task its history does not hold yet (an
+out-of-order message), which it puts back to be delivered again later. funchost keeps the arrival order
+for the kinds of messages where order changes the outcome, and needs no out-of-order handling for
+completions: their step is saved before they are delivered, and the engine waits for a start.
+
+For the same reason an instance whose messages were handed back undone (``abandon``) gets no messages
+until those are received again.
 
 A queue message is JSON: ``{"v": 1, "id": <uuid>, "k": "m" | "a", "i": <instance id>, ...}``, with the
 event (``"e"``) or activity fields inline, or ``"p"``: the key of the whole envelope in the payload table
@@ -87,6 +107,7 @@ class Lease:
     taken: bool = False
     renewing: asyncio.Future[None] | None = None
     carries: Message | None = None  # a work item that now carries its activity's result (``carry``)
+    ordered: bool = True  # order-sensitive (``order_sensitive``): held back while its queue is (``hold``)
 
 
 @dataclass
@@ -131,6 +152,23 @@ def _outgoing(queue: str, envelope: dict[str, Any], visible_at: float, now: floa
     return Outgoing(queue, text, envelope, visible_at, hold, hidden_for(visible_at, now), payload)
 
 
+# Completions and starts: the engine matches each to its task (or waits for the start), so their order
+# does not change what an instance does. Any other kind, and anything sent to an entity, keeps its order.
+ORDER_FREE_EVENTS = frozenset({
+    0,  # ExecutionStarted
+    5, 6,  # TaskCompleted, TaskFailed
+    8, 9,  # SubOrchestrationInstanceCompleted, SubOrchestrationInstanceFailed
+    11,  # TimerFired
+})
+
+
+def order_sensitive(instance_id: str, event: Any) -> bool:
+    """Whether a message must not overtake an older one for the same instance (see the module docstring)."""
+    if instance_id.startswith("@"):  # an entity: operations apply in arrival order
+        return True
+    return not (isinstance(event, dict) and event.get("EventType") in ORDER_FREE_EVENTS)
+
+
 def hidden_for(visible_at: float, now: float) -> int:
     """Whole seconds to hide a message (rounded down: the receiver holds it the last fraction of a second)."""
     return max(0, min(int(visible_at - now), MAX_VISIBILITY_S))
@@ -172,17 +210,30 @@ class Delivery:
         self._errors_logged: set[tuple[str, str]] = set()
         self._calls = asyncio.Semaphore(CONCURRENT_CALLS)
         self._hold_until: float | None = None  # time.monotonic() before which control queues are held back
-        self._held_back: set[str] = set()  # control queues not handed to the engine yet (see ``hold``)
+        self._held_back: set[str] = set()  # control queues whose order-sensitive messages wait (``hold``)
+        self._hidden_at_start: dict[str, int] = {}  # control queue -> its approximate count at ``hold``
+        self._received_since: dict[str, set[str]] = {}  # control queue -> message ids received since ``hold``
         self._returning: dict[str, set[str]] = {}  # instance -> envelope ids handed back, not received again
 
     # --- lifecycle ----------------------------------------------------------------------------
 
-    def hold(self, seconds: float) -> None:
-        """Before ``start``: tell the engine nothing from the control queues for ``seconds`` and until each
-        queue's poller has then received what is visible, so that messages a crashed host held (hidden
-        until their leases run out) are delivered before those sent after them."""
+    def hold(self, seconds: float, counts: dict[str, int]) -> None:
+        """Before ``start``, after an unclean stop: keep order-sensitive messages of the control queues
+        back for ``seconds`` and until each queue's poller has then received what is visible, so that
+        messages a crashed host held (hidden until their leases run out) are delivered before those sent
+        after them. ``counts``: each queue's approximate message count, read now; a queue whose poller
+        receives that many messages hides nothing and is handed over at once (a queue missing from it
+        is held the whole time)."""
         self._hold_until = time.monotonic() + seconds
-        self._held_back = set(self.layout.control_queues)
+        self._held_back = {queue for queue in self.layout.control_queues if counts.get(queue) != 0}
+        self._hidden_at_start = {queue: counts[queue] for queue in self._held_back if queue in counts}
+        self._received_since = {queue: set() for queue in self._held_back}
+        if not self._held_back:
+            self._hold_until = None
+
+    def holding_back(self) -> int:
+        """How many control queues still hold their order-sensitive messages back."""
+        return len(self._held_back)
 
     def start(self, listener: WorkListener) -> None:
         self.listener = listener
@@ -247,12 +298,14 @@ class Delivery:
     # --- what the store asks ------------------------------------------------------------------
 
     def visible(self, instance_id: str, now: float, limit: int | None) -> list[Message]:
-        if self._hidden[instance_id] > 0 or self._holding(instance_id) or instance_id in self._returning:
+        if self._hidden[instance_id] > 0 or instance_id in self._returning:
             return []
         held = self._by_instance.get(instance_id)
         if not held:
             return []
-        leases = sorted((lease for lease in held.values() if lease.visible_at <= now and not lease.taken),
+        holding = self._holding(instance_id)
+        leases = sorted((lease for lease in held.values()
+                         if lease.visible_at <= now and not lease.taken and not (holding and lease.ordered)),
                         key=lambda lease: lease.order)
         if limit is not None:
             leases = leases[:limit]
@@ -305,6 +358,7 @@ class Delivery:
         lease.event_text = dumps(result.event)
         lease.visible_at = result.visible_at
         lease.order = (time.time(), 0)
+        lease.ordered = order_sensitive(lease.owner, result.event)
         self._by_instance.setdefault(lease.owner, {})[(work_item.queue, work_item.message_id)] = lease
         self._announce(lease.owner, lease.visible_at)
         return True
@@ -443,13 +497,17 @@ class Delivery:
             failures = 0
             self.outage.recovered()
             if received:
+                seen = self._received_since.get(queue)
+                if seen is not None:
+                    seen.update(message.id for message in received)
                 accepted = await asyncio.gather(*(self._accept_safely(queue, message) for message in received))
                 self.admit(accepted)  # in the queue's order
                 delay = self.poll_min
-                if len(received) < asked and queue in self._held_back and self._hold_over():
+                if len(received) < asked and queue in self._held_back and (self._hold_over()
+                                                                             or self._nothing_hidden(queue)):
                     self._hand_over(queue)
                 continue
-            if queue in self._held_back and self._hold_over():
+            if queue in self._held_back and (self._hold_over() or self._nothing_hidden(queue)):
                 self._hand_over(queue)
             wake = self._wakes[queue]
             wait = delay
@@ -464,12 +522,23 @@ class Delivery:
     def _hold_over(self) -> bool:
         return self._hold_until is None or time.monotonic() >= self._hold_until
 
+    def _nothing_hidden(self, queue: str) -> bool:
+        """The poller received as many distinct messages as the queue held (hidden ones included) when the
+        hold began: none of the dead host's messages is still hidden in it."""
+        count = self._hidden_at_start.get(queue)
+        return count is not None and len(self._received_since.get(queue, ())) >= count
+
     def _holding(self, instance_id: str) -> bool:
         return bool(self._held_back) and self.layout.control_queue(instance_id) in self._held_back
+
+    def _free_messages(self, instance_id: str) -> bool:
+        """Whether the instance has a message it may get while its queue holds order-sensitive ones back."""
+        return any(not lease.ordered for lease in self._by_instance.get(instance_id, {}).values())
 
     def _hand_over(self, queue: str) -> None:
         """End the hold of a control queue: the engine is told about the messages held for its instances."""
         self._held_back.discard(queue)
+        self._received_since.pop(queue, None)
         if not self._held_back:
             self._hold_until = None
         for instance_id, held in list(self._by_instance.items()):
@@ -553,7 +622,8 @@ class Delivery:
         lease = Lease(handle=handle, receipt=handle.pop_receipt, renew_at=time.monotonic() + self.lease_s / 2,
                       envelope_id=str(envelope["id"]), owner=owner, payload_key=payload_key,
                       dequeue_count=dequeue_count, order=(float(envelope.get("s") or 0.0), int(envelope.get("n") or 0)),
-                      visible_at=visible_at, execution_id=envelope.get("x"))
+                      visible_at=visible_at, execution_id=envelope.get("x"),
+                      ordered=order_sensitive(owner, envelope.get("e")))
         if envelope.get("k") == "a":
             lease.task = ActivityTask(owner, str(envelope.get("x")), int(envelope["tid"]), str(envelope["f"]),
                                       envelope.get("in"), id=handle, dequeue_count=dequeue_count)
@@ -598,7 +668,7 @@ class Delivery:
         self._room[lease.handle.queue].set()
 
     def _announce(self, instance_id: str, visible_at: float) -> None:
-        if self._holding(instance_id) or instance_id in self._returning:
+        if instance_id in self._returning or (self._holding(instance_id) and not self._free_messages(instance_id)):
             return  # told when the hold of its queue ends (``_hand_over``), or its messages are back
         delay = visible_at - time.time()
         if delay <= 0:

@@ -18,8 +18,11 @@ still undo (an activity would run once for the lost step and again for its repla
 
 Starts of an instance id race: two requests may both find the id free. A start writes the history only
 if there is none or the run it replaces has finished (``_azure_history``); the second writer gets
-``CheckpointConflictError``. After a host stopped uncleanly, the next one holds its control queues back
-for one lease (``_azure_hub``, ``_azure_delivery``), so that no message overtakes one the dead host held.
+``CheckpointConflictError``. One host runs on a hub at a time: it holds the hub's lease row
+(``_azure_host_lease``), and a second host is refused. After a host stopped uncleanly, the next one keeps
+order-sensitive messages (events, suspend/resume, entity operations) back on each control queue that may
+still hide a message the dead host held, for at most one lease (``_azure_delivery``), so that no such
+message overtakes an older one; completions and starts are delivered at once.
 
 Storage calls, without large values: a checkpoint makes one send per new message or work item and one
 table transaction for the history (one more per 99 events past the first 99), encoded by
@@ -51,7 +54,8 @@ from funchost.errors import StoreError
 from funchost.stores._azure_delivery import Delivery, Lease, QueueHandle, encode_activity, encode_message
 from funchost.stores._azure_finisher import Finisher
 from funchost.stores._azure_history import HistoryTable, PreparedHistory
-from funchost.stores._azure_hub import create_hub, mark_running, mark_stopped
+from funchost.stores._azure_host_lease import HostLease
+from funchost.stores._azure_hub import create_hub
 from funchost.stores._azure_layout import (
     HubLayout,
     decode_token,
@@ -120,6 +124,7 @@ class _Open:
         self.instances = self.tables[layout.instances_table]
         self.entities = self.tables[layout.entities_table]
         self.delivery: Delivery | None = None
+        self.host_lease: HostLease | None = None
 
     async def close(self) -> None:
         await self.table_service.close()
@@ -180,8 +185,14 @@ class AzureStorageStore:
         try:
             await create_hub(self.layout, self.settings, hub.tables, hub.queues, self._outage, self._retry,
                              self._open_timeout_s)
-            unclean = await mark_running(self.layout, hub.tables, self._retry)
+            hub.host_lease = HostLease(hub.instances, self._retry, f"'{self.hub_name}' in {self.settings.describe()}",
+                                       on_lost=self._lease_lost)
+            unclean = await hub.host_lease.acquire()
+            # Read before any poller receives: what each control queue holds, its hidden messages included.
+            counts = await self._queue_counts(hub) if unclean else {}
         except BaseException:
+            if hub.host_lease is not None:
+                await hub.host_lease.release(clean=False)
             await hub.close()
             raise
         hub.delivery = Delivery(self.layout, hub.queues, hub.payloads, self._outage, self._retry,
@@ -189,10 +200,13 @@ class AzureStorageStore:
                                 activity_prefetch=self._prefetch[0], control_prefetch=self._prefetch[1])
         if unclean:
             # Messages the previous host held come back when their leases (at most one lease from now) run out.
-            logger.warning("task hub %s: its previous host did not stop cleanly; orchestrations and entities wait "
-                           "up to %d s for the messages it held to come back, so that each receives its messages "
-                           "in the order they were sent", self.hub_name, self._lease_s)
-            hub.delivery.hold(self._lease_s + HOLD_MARGIN_S)
+            hub.delivery.hold(self._lease_s + HOLD_MARGIN_S, counts)
+            if hub.delivery.holding_back():
+                logger.warning("task hub %s: its previous host did not stop cleanly; events, suspend/resume and "
+                               "entity operations on %d of %d control queues wait up to %d s for the messages it "
+                               "held to come back, so that each instance receives them in the order they were "
+                               "sent (completions are delivered at once)", self.hub_name,
+                               hub.delivery.holding_back(), self.layout.partition_count, self._lease_s)
         self._finisher = Finisher(self._write_instance_row, self._consume, self._drop_value, self._outage)
         self._open = hub
         hub.delivery.start(listener)
@@ -208,11 +222,34 @@ class AzureStorageStore:
         clean = False
         if hub.delivery is not None:
             clean = await hub.delivery.stop(release=self._release_on_close) and self._release_on_close
-        if clean:
-            # The next host need not wait for leases to run out (see ``open``).
+        if hub.host_lease is not None:
+            # Clean: the next host need not wait for leases to run out (see ``open``); either way it may start.
             with contextlib.suppress(Exception):
-                await mark_stopped(self.layout, hub.tables, self._retry)
+                await hub.host_lease.release(clean=clean)
         await hub.close()
+
+    async def _queue_counts(self, hub: _Open) -> dict[str, int]:
+        """Each control queue's approximate message count; a queue whose count cannot be read is left out
+        (and so held back for the whole lease)."""
+        async def count(queue: str) -> int:
+            properties = await hub.queues[queue].get_queue_properties()
+            return int(properties.approximate_message_count or 0)
+
+        counts = await asyncio.gather(*(count(queue) for queue in self.layout.control_queues),
+                                      return_exceptions=True)
+        return {queue: n for queue, n in zip(self.layout.control_queues, counts, strict=True) if isinstance(n, int)}
+
+    def _lease_lost(self, why: str) -> None:
+        """Another host may own the hub now: write nothing more, and stop taking work, so that the messages
+        this host holds come back to the new owner when their leases run out (the host stays up, answering
+        errors, until it is stopped)."""
+        logger.error("task hub %s: this host no longer holds the task hub lease (%s); it stops writing to the "
+                     "task hub and taking work. Stop it: another host may be running on the hub.", self.hub_name,
+                     why)
+        hub = self._open
+        if hub is not None and hub.delivery is not None:
+            stopping = asyncio.ensure_future(hub.delivery.stop(release=False))
+            stopping.add_done_callback(lambda done: done.cancelled() or done.exception())
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -230,6 +267,12 @@ class AzureStorageStore:
         delivery = self._hub.delivery
         assert delivery is not None
         return delivery
+
+    @property
+    def _hub_lease(self) -> HostLease:
+        lease = self._hub.host_lease
+        assert lease is not None
+        return lease
 
     @property
     def _finish(self) -> Finisher:
@@ -326,6 +369,7 @@ class AzureStorageStore:
             CheckpointConflictError: the instance's history changed since this host read it.
             StorageUnavailableError: storage did not answer within ``commit_retry_s``.
         """
+        self._hub_lease.check()
         delivery = self._delivery
         if _only_a_result(checkpoint) and delivery.carry(checkpoint.completed_activity, checkpoint.messages[0]):
             return  # the work item carries the result to its instance: nothing to write (see ``Delivery.carry``)
@@ -378,6 +422,7 @@ class AzureStorageStore:
         # happened. If the checkpoint fails, they come back when their leases run out, as duplicates.
         await hub.payloads.put_all(pending)
         sent = await asyncio.gather(*(delivery.send(o) for o in outgoing))
+        self._hub_lease.check()  # a host that lost the lease writes no history (the sends above are duplicates)
         # (2) history, ETag-guarded; the children's sentinels start their (empty) histories. From here on
         # the step is durable: the sentinels hold the instances' columns, which is what the engine reads.
         written = await asyncio.gather(*([hub.history.write(history)] if history is not None else []),
@@ -429,6 +474,7 @@ class AzureStorageStore:
     async def _write_entity(self, row: dict[str, Any]) -> None:
         entities = self._hub.entities
         entity_id = str(row["PartitionKey"])
+        self._hub_lease.check()  # the upsert is unconditional: only the lease holder may write it
         await self._retry(lambda: entities.upsert_entity(row, mode=UpdateMode.REPLACE), f"writing entity {entity_id}")
         new_refs = frozenset(refs_of(row))
         stale = self._entity_refs.get(entity_id, frozenset()) - new_refs
