@@ -75,6 +75,8 @@ class StoreFigures:
     first_any: list[float] = field(default_factory=list)
     first_step: list[float] = field(default_factory=list)
     first_activity: list[float] = field(default_factory=list)
+    ready: list[float] = field(default_factory=list)  # kill -> the new host answers HTTP (its start-up)
+    after_ready: list[float] = field(default_factory=list)  # the new host answers -> first step
     rounds_without_progress: int = 0
     cut_off_again: int = 0
     finished_then_again: int = 0
@@ -157,6 +159,7 @@ class Bench:
             host.kill()
             host = self.host()
             host.start(60)
+            ready_at = time.time()
             assert host.process is not None
             new_pid = host.process.pid
             first = self._first_progress(new_pid, existing, killed_at)
@@ -167,6 +170,8 @@ class Bench:
                 continue
             any_s, step_s, activity_s = first
             self.figures.first_any.append(any_s)
+            self.figures.ready.append(ready_at - killed_at)
+            self.figures.after_ready.append(max(0.0, any_s - (ready_at - killed_at)))
             if step_s is not None:
                 self.figures.first_step.append(step_s)
             if activity_s is not None:
@@ -245,7 +250,9 @@ def report(figures: list[StoreFigures], args: argparse.Namespace) -> str:
         out.append(f"{title}:")
         for name, values in (("kill -> first step or activity", fig.first_any),
                              ("kill -> first orchestrator step", fig.first_step),
-                             ("kill -> first activity start", fig.first_activity)):
+                             ("kill -> first activity start", fig.first_activity),
+                             ("kill -> new host answers HTTP", fig.ready),
+                             ("new host answers -> first step", fig.after_ready)):
             if len(values) >= 2:
                 s = summarize(values)
                 out.append(f"  {name:34} p50 {s.p50_ms / 1000:6.2f} s  p95 {s.p95_ms / 1000:6.2f} s  "
@@ -274,13 +281,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=12, help="activities per chain (default 12)")
     parser.add_argument("--seconds", type=float, default=0.2, help="how long each activity runs (default 0.2)")
     parser.add_argument("--run-for", type=float, default=1.5, help="seconds between a round's starts and its kill")
+    parser.add_argument("--keep", type=Path, help="a folder to keep the logs and traces in (default: removed)")
     args = parser.parse_args(argv)
     stores = [store for store in STORES if store in args.stores.split(",")]
     results = []
-    with tempfile.TemporaryDirectory(prefix="restart-recovery-") as folder:
+    with tempfile.TemporaryDirectory(prefix="restart-recovery-") as scratch:
+        folder = args.keep or Path(scratch)
         for store in stores:
             workdir = Path(folder) / store
-            workdir.mkdir()
+            workdir.mkdir(parents=True)
             progress(f"{store}: {args.restarts} restarts")
             results.append(Bench(store, workdir, args.restarts, args.batch, args.steps, args.seconds,
                                  args.run_for).run())

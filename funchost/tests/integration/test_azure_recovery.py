@@ -2,19 +2,23 @@
 
 The `recovery` test app blocks its instances and its entity mid-step on gate files, so that messages sent
 to them meanwhile stay leased to the host, unconsumed; the kill leaves those hidden in their queues for a
-lease (30 s in the app's host.json). After the restart the test sends newer messages at once and checks
+lease (30 s in the app's host.json). After the restart the tests send newer messages at once and check
 that the order-sensitive ones (two events of one name, suspend then resume, entity operations) still
-arrive in the order they were sent, while a completion (a durable timer firing) is delivered without
-waiting for the hidden messages to come back.
+arrive in the order they were sent: once with the killed host's lease journal, which hands its messages
+back at once, and once without it (as after a host on another machine died), where order-sensitive
+messages wait for the hidden ones while starts and completions go ahead.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from funchost.stores._azure_layout import HubLayout
+from funchost.stores._azure_lease_journal import journal_path
 from funchost.testing.process import FunchostProcess
 from funchost.testing.pytest_plugin import StartHost
 from funchost.testing.waiting import wait_until
@@ -24,6 +28,8 @@ pytestmark = pytest.mark.crash
 
 APP = "recovery"
 EVENT = "Step"
+PARTITIONS = 4  # the app's partitionCount (the default)
+LESS_THAN_A_LEASE_S = 25.0  # the app's controlQueueVisibilityTimeout is 30 s
 
 
 def start_public(host: FunchostProcess, orchestrator: str, payload: Any) -> str:
@@ -53,52 +59,107 @@ def blocked(gate: Path) -> bool:
     return gate.with_name(gate.name + ".blocked").exists()
 
 
-def test_after_a_kill_completions_go_ahead_while_order_sensitive_messages_keep_their_order(
-        start_host: StartHost, store_kind: str, tmp_path: Path) -> None:
-    if store_kind != "azure":
-        pytest.skip("only the Azure store has messages a killed host leaves hidden")
-    host = start_host(APP)
-    events_gate, suspend_gate, entity_gate = (new_gate(tmp_path, name) for name in ("events", "suspend", "entity"))
+@dataclass
+class InFlight:
+    """Work a host was killed in the middle of, each piece with a message to it still leased to that host."""
 
+    events_id: str  # got event "one", and blocked in the step that received it
+    suspend_id: str  # got a suspend
+    entity_key: str  # got operation 2 while operation 1 ran
+    timer_id: str  # its timer, due right after the kill, is leased to the host that created it
+    killed_pid: int
+
+
+def kill_with_messages_in_flight(start_host: StartHost, tmp_path: Path) -> InFlight:
+    host = start_host(APP)
+    assert host.process is not None
+    gates = [new_gate(tmp_path, name) for name in ("events", "suspend", "entity")]
+    events_gate, suspend_gate, entity_gate = gates
     # Each blocks mid-step; what is sent to it meanwhile is leased to this host and not consumed.
     events_id = start_public(host, "two_events", {"gate": str(events_gate)})
+    assert raise_public(host, events_id, EVENT, "one").status == 202
     suspend_id = start_public(host, "gated_finish", {"gate": str(suspend_gate)})
     entity_key = unique_id("journal")
     signal_journal(host, entity_key, {"value": 1, "gate": str(entity_gate)})
-    for gate in (events_gate, suspend_gate, entity_gate):
+    for gate in gates:
         wait_until(lambda gate=gate: blocked(gate), f"{gate.name} to block")
-    assert raise_public(host, events_id, EVENT, "one").status == 202
     assert host.post(f"{DURABLE}/instances/{suspend_id}/suspend?reason=before-kill").status == 202
     signal_journal(host, entity_key, {"value": 2})
-    # A completion in flight at the kill: a timer that fires after it.
     timer_id = start_public(host, "timer_then_done", {"seconds": 2})
     wait_until(lambda: "TimerCreated" in event_types(history(host, timer_id)), "the timer to be created")
+    pid = host.process.pid
     host.kill()
-    for gate in (events_gate, suspend_gate, entity_gate):
+    for gate in gates:
         gate.unlink()
+    return InFlight(events_id, suspend_id, entity_key, timer_id, pid)
 
-    restarted = start_host(APP)
-    # Sent after the restart, while the ones sent before the kill are still hidden (leased to the dead host).
-    assert raise_public(restarted, events_id, EVENT, "two").status == 202
-    assert restarted.post(f"{DURABLE}/instances/{suspend_id}/resume?reason=after-restart").status == 202
-    signal_journal(restarted, entity_key, {"value": 3})
 
-    timer = restarted.wait_for_status(timer_id, timeout=60)
-    # The completion went ahead while the older event was still hidden: the newer one waits behind it.
-    events_seen = event_types(history(restarted, events_id), ("EventRaised",))
-    assert timer["runtimeStatus"] == "Completed", timer
-    assert timer["output"] == "fired"
-    assert events_seen == [], "an event was delivered before the one the dead host held came back"
+def send_newer(host: FunchostProcess, work: InFlight) -> None:
+    """After the restart, while the messages sent before the kill may still be hidden."""
+    assert raise_public(host, work.events_id, EVENT, "two").status == 202
+    assert host.post(f"{DURABLE}/instances/{work.suspend_id}/resume?reason=after-restart").status == 202
+    signal_journal(host, work.entity_key, {"value": 3})
 
-    events = restarted.wait_for_status(events_id, timeout=90)
+
+def assert_order_kept(host: FunchostProcess, work: InFlight, timeout: float) -> None:
+    events = host.wait_for_status(work.events_id, timeout=timeout)
     assert events["runtimeStatus"] == "Completed", events
-    assert events["output"] == ["one", "two"]
-    finished = restarted.wait_for_status(suspend_id, timeout=90)  # suspend, then resume: it runs to the end
+    assert events["output"] == ["one", "two"], [  # two events of one name, in the order they were raised
+        (e["EventType"], e.get("Input")) for e in history(host, work.events_id, "?showHistory=true&showHistoryOutput=true")]
+    finished = host.wait_for_status(work.suspend_id, timeout=timeout)  # suspend, then resume: runs to its end
     assert finished["runtimeStatus"] == "Completed", finished
     assert finished["output"] == "done"
-    wait_until(lambda: len(journal(restarted, entity_key) or []) >= 3, "the journal to hold three entries",
-               timeout=90)
-    assert journal(restarted, entity_key) == [1, 2, 3]
+    wait_until(lambda: len(journal(host, work.entity_key) or []) >= 3, "the journal to hold three entries",
+               timeout=timeout)
+    assert journal(host, work.entity_key) == [1, 2, 3]  # entity operations in arrival order
+    timer = host.wait_for_status(work.timer_id, timeout=timeout)
+    assert timer["runtimeStatus"] == "Completed", timer
+    assert timer["output"] == "fired"
+
+
+def skip_unless_azure(store_kind: str) -> None:
+    if store_kind != "azure":
+        pytest.skip("only the Azure store has messages a killed host leaves hidden")
+
+
+def test_a_restart_after_a_kill_gets_the_killed_hosts_messages_back_at_once_and_in_order(
+        start_host: StartHost, store_kind: str, tmp_path: Path) -> None:
+    skip_unless_azure(store_kind)
+    work = kill_with_messages_in_flight(start_host, tmp_path)
+
+    restarted = start_host(APP)
+    send_newer(restarted, work)
+
+    # The killed host's messages are handed back from its lease journal: nothing waits for the 30 s lease
+    # of host.json, which is longer than any of these waits.
+    assert_order_kept(restarted, work, timeout=LESS_THAN_A_LEASE_S)
+
+
+def test_without_the_killed_hosts_journal_completions_go_ahead_and_order_sensitive_messages_wait(
+        start_host: StartHost, store_kind: str, tmp_path: Path) -> None:
+    skip_unless_azure(store_kind)
+    work = kill_with_messages_in_flight(start_host, tmp_path)
+    # As after a host on another machine died: nobody can end its leases, they have to run out.
+    journals = list(journal_path("", "", work.killed_pid).parent.glob(f"*-{work.killed_pid}.journal"))
+    assert journals, "the killed host left no lease journal"
+    for path in journals:
+        path.unlink()
+
+    restarted = start_host(APP)
+    send_newer(restarted, work)
+    # A new instance on the same control queue as the one whose event "two" waits behind "one": its start
+    # and its activities' completions are not held back.
+    same_queue = HubLayout("hub", PARTITIONS).control_queue(work.events_id)
+    other_id = next(candidate for candidate in (unique_id("beside") for _ in range(1000))
+                    if HubLayout("hub", PARTITIONS).control_queue(candidate) == same_queue)
+    res = restarted.post(f"{DURABLE}/orchestrators/gated_finish/{other_id}", {"gate": str(tmp_path / "no-gate")})
+    assert res.status == 202, res.text
+    beside = restarted.wait_for_status(other_id, timeout=60)
+    events_seen = event_types(history(restarted, work.events_id), ("EventRaised",))
+
+    assert beside["runtimeStatus"] == "Completed", beside
+    assert events_seen == [], "event 'two' was delivered before 'one', which the killed host held, came back"
+    assert_order_kept(restarted, work, timeout=90)
 
 
 def test_a_second_host_on_the_hub_is_refused_and_one_after_a_kill_starts(start_host: StartHost,

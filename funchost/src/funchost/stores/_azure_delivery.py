@@ -63,6 +63,7 @@ from azure.storage.queue import QueueMessage
 from azure.storage.queue.aio import QueueClient
 
 from funchost.stores._azure_layout import MAX_VISIBILITY_S, MESSAGE_CHARS, HubLayout, dumps
+from funchost.stores._azure_lease_journal import LeaseJournal
 from funchost.stores._azure_payloads import PayloadTable, PendingPayload, Retry, new_message_key
 from funchost.stores._azure_retry import Outage, describe, is_transient, status_of
 from funchost.stores.base import ActivityTask, Message, WorkListener
@@ -185,8 +186,9 @@ class Delivery:
 
     def __init__(self, layout: HubLayout, queues: dict[str, QueueClient], payloads: PayloadTable, outage: Outage,
                  retry: Retry, *, lease_s: int, poll_min: float, poll_max: float, activity_prefetch: int,
-                 control_prefetch: int) -> None:
+                 control_prefetch: int, journal: LeaseJournal | None = None) -> None:
         self.layout = layout
+        self.journal = journal  # every lease taken and ended, for a successor if this host is killed
         self.queues = queues
         self.payloads = payloads
         self.outage = outage
@@ -276,6 +278,8 @@ class Delivery:
         self._by_instance.clear()
         self._by_envelope.clear()
         self._returning.clear()
+        if self.journal is not None:
+            self.journal.close(remove=released)
         return released
 
     async def _send_carried(self, lease: Lease) -> bool:
@@ -294,6 +298,15 @@ class Delivery:
         async with self._calls:
             await self.queues[lease.handle.queue].update_message(lease.handle.message_id, lease.receipt,
                                                                  visibility_timeout=0)
+        self._journal_ended(lease.handle)
+
+    def _journal_held(self, queue: str, message_id: str, receipt: str) -> None:
+        if self.journal is not None and receipt:
+            self.journal.held(queue, message_id, receipt)
+
+    def _journal_ended(self, handle: QueueHandle) -> None:
+        if self.journal is not None:
+            self.journal.ended(handle.queue, handle.message_id)
 
     # --- what the store asks ------------------------------------------------------------------
 
@@ -324,6 +337,8 @@ class Delivery:
                     self.lease_s if outgoing.hold else outgoing.visibility_s))
 
         sent: QueueMessage = await self.retry(send, f"sending to {outgoing.queue}")
+        if outgoing.hold:
+            self._journal_held(outgoing.queue, sent.id, sent.pop_receipt or "")
         if self.listener is None:
             return None
         if outgoing.hold:
@@ -464,7 +479,9 @@ class Delivery:
                 # the engine drops, and its payload must stay for it.
                 logger.debug("queue message %s on %s was not deleted: %s", handle.message_id, handle.queue,
                              describe(err))
+                self._journal_ended(handle)
                 return
+        self._journal_ended(handle)
         if lease is not None and lease.payload_key is not None:
             await self.payloads.delete(lease.owner, lease.payload_key)
 
@@ -580,6 +597,7 @@ class Delivery:
         if held is not None:
             # Its lease ran out (an outage) and this host received it again: keep one, with the new receipt.
             held.receipt = received.pop_receipt or held.receipt
+            self._journal_held(queue, received.id, held.receipt)
             held.dequeue_count = max(held.dequeue_count, received.dequeue_count or 0)
             held.renew_at = time.monotonic() + self.lease_s / 2
             return None
@@ -648,6 +666,7 @@ class Delivery:
     def _hold(self, lease: Lease) -> None:
         key = (lease.handle.queue, lease.handle.message_id)
         self.leases[key] = lease
+        self._journal_held(lease.handle.queue, lease.handle.message_id, lease.receipt)
         if lease.task is None:  # work items are the engine's as soon as they are announced
             self._by_instance.setdefault(lease.owner, {})[key] = lease
         self._by_envelope[lease.envelope_id] = lease
@@ -708,6 +727,7 @@ class Delivery:
                     lease.handle.message_id, receipt, visibility_timeout=self.lease_s)
             if lease.receipt == receipt and updated.pop_receipt:
                 lease.receipt = updated.pop_receipt
+                self._journal_held(lease.handle.queue, lease.handle.message_id, lease.receipt)
             lease.renew_at = time.monotonic() + self.lease_s / 2
             self.outage.recovered()
         except Exception as err:
@@ -721,6 +741,7 @@ class Delivery:
                              lease.handle.queue, describe(err))
                 self.leases.pop((lease.handle.queue, lease.handle.message_id), None)
                 self._forget(lease)
+                self._journal_ended(lease.handle)
             else:
                 lease.renew_at = time.monotonic() + self.lease_s / 4
         finally:

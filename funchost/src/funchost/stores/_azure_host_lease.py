@@ -36,6 +36,7 @@ import secrets
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from azure.core import MatchConditions
@@ -67,6 +68,15 @@ def process_exists(pid: int) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Takeover:
+    """What ``acquire`` found: whether the previous host stopped uncleanly, and, when it was a process of
+    this machine that is gone, its pid (its lease journal, ``_azure_lease_journal``, is named after it)."""
+
+    unclean: bool
+    dead_local_pid: int | None = None
+
+
 class HostLease:
     """This host's lease on one task hub."""
 
@@ -89,8 +99,8 @@ class HostLease:
 
     # --- taking and giving back ---------------------------------------------------------------
 
-    async def acquire(self) -> bool:
-        """Take the lease, or raise ``TaskHubLockedError``; True when the previous host did not stop cleanly."""
+    async def acquire(self) -> Takeover:
+        """Take the lease, or raise ``TaskHubLockedError``."""
         while True:
             previous = await self.retry(self._read, "opening the task hub")
             if previous is not None:
@@ -101,11 +111,13 @@ class HostLease:
                 await self._take(previous)
             except (ResourceExistsError, ResourceModifiedError):
                 continue  # another host wrote the row meanwhile: look again
-            unclean = previous is not None and bool(previous.get("Running"))
-            if previous is not None and unclean:
-                logger.info("task hub lease taken over from %s", _describe_owner(previous))
             self._renewal = asyncio.create_task(self._renew_forever(), name="funchost-hub-lease")
-            return unclean
+            if previous is None or not previous.get("Running"):
+                return Takeover(unclean=False)
+            logger.info("task hub lease taken over from %s", _describe_owner(previous))
+            pid = int(previous.get("Pid") or 0)
+            gone = str(previous.get("Machine") or "") == self.machine and pid != self.pid and not process_exists(pid)
+            return Takeover(unclean=True, dead_local_pid=pid if gone else None)
 
     async def release(self, clean: bool) -> None:
         """Give the lease back. ``clean``: this host handed back everything it held, and the next host need

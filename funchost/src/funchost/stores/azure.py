@@ -42,6 +42,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from azure.core.exceptions import ResourceNotFoundError
@@ -64,6 +65,7 @@ from funchost.stores._azure_layout import (
     odata_str,
     prefix_upper_bound,
 )
+from funchost.stores._azure_lease_journal import LeaseJournal, hand_back, journal_path
 from funchost.stores._azure_payloads import PayloadTable, PendingPayload, refs_of
 from funchost.stores._azure_retry import Outage, describe, with_retry
 from funchost.stores._azure_rows import entity_from_row, entity_row, instance_from_row, instance_row
@@ -187,9 +189,17 @@ class AzureStorageStore:
                              self._open_timeout_s)
             hub.host_lease = HostLease(hub.instances, self._retry, f"'{self.hub_name}' in {self.settings.describe()}",
                                        on_lost=self._lease_lost)
-            unclean = await hub.host_lease.acquire()
+            takeover = await hub.host_lease.acquire()
+            unclean = takeover.unclean
+            if takeover.dead_local_pid is not None:
+                # The killed predecessor's leases, from its journal: its messages are visible again at once.
+                handed, stale = await hand_back(self._journal_path(takeover.dead_local_pid), hub.queues)
+                logger.info("task hub %s: handed back %d message(s) the killed host (pid %d) held%s", self.hub_name,
+                            handed, takeover.dead_local_pid,
+                            f"; {stale} come back when their leases run out" if stale else "")
             # Read before any poller receives: what each control queue holds, its hidden messages included.
             counts = await self._queue_counts(hub) if unclean else {}
+            journal = LeaseJournal(self._journal_path(os.getpid()))
         except BaseException:
             if hub.host_lease is not None:
                 await hub.host_lease.release(clean=False)
@@ -197,7 +207,8 @@ class AzureStorageStore:
             raise
         hub.delivery = Delivery(self.layout, hub.queues, hub.payloads, self._outage, self._retry,
                                 lease_s=self._lease_s, poll_min=self._poll[0], poll_max=self._poll[1],
-                                activity_prefetch=self._prefetch[0], control_prefetch=self._prefetch[1])
+                                activity_prefetch=self._prefetch[0], control_prefetch=self._prefetch[1],
+                                journal=journal)
         if unclean:
             # Messages the previous host held come back when their leases (at most one lease from now) run out.
             hub.delivery.hold(self._lease_s + HOLD_MARGIN_S, counts)
@@ -227,6 +238,9 @@ class AzureStorageStore:
             with contextlib.suppress(Exception):
                 await hub.host_lease.release(clean=clean)
         await hub.close()
+
+    def _journal_path(self, pid: int) -> Path:
+        return journal_path(self.settings.describe(), self.hub_name, pid)
 
     async def _queue_counts(self, hub: _Open) -> dict[str, int]:
         """Each control queue's approximate message count; a queue whose count cannot be read is left out

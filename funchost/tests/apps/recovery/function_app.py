@@ -39,12 +39,14 @@ def echo(value):
 
 @app.orchestration_trigger(context_name="context")
 def two_events(context: df.DurableOrchestrationContext):
-    """Blocks after its first activity, then returns two events of one name in the order it received them."""
+    """Returns two events of one name in the order it received them; blocks on its gate after the first.
+
+    Each event is awaited before it can arrive: the SDK keeps an event that arrives before its wait and
+    hands that one to every later wait of the same name."""
     args = context.get_input()
-    yield context.call_activity("echo", "ready")
+    first = yield context.wait_for_external_event(EVENT)
     if not context.is_replaying:
         block_on(args["gate"])
-    first = yield context.wait_for_external_event(EVENT)
     second = yield context.wait_for_external_event(EVENT)
     return [first, second]
 
