@@ -29,6 +29,7 @@ pytestmark = pytest.mark.crash
 APP = "recovery"
 EVENT = "Step"
 PARTITIONS = 4  # the app's partitionCount (the default)
+WITH_INPUTS = "?showHistory=true&showHistoryOutput=true"
 LESS_THAN_A_LEASE_S = 25.0  # the app's controlQueueVisibilityTimeout is 30 s
 
 
@@ -104,8 +105,8 @@ def send_newer(host: FunchostProcess, work: InFlight) -> None:
 def assert_order_kept(host: FunchostProcess, work: InFlight, timeout: float) -> None:
     events = host.wait_for_status(work.events_id, timeout=timeout)
     assert events["runtimeStatus"] == "Completed", events
-    assert events["output"] == ["one", "two"], [  # two events of one name, in the order they were raised
-        (e["EventType"], e.get("Input")) for e in history(host, work.events_id, "?showHistory=true&showHistoryOutput=true")]
+    received = [(e["EventType"], e.get("Input")) for e in history(host, work.events_id, WITH_INPUTS)]
+    assert events["output"] == ["one", "two"], received  # two events of one name, in the order they were raised
     finished = host.wait_for_status(work.suspend_id, timeout=timeout)  # suspend, then resume: runs to its end
     assert finished["runtimeStatus"] == "Completed", finished
     assert finished["output"] == "done"
