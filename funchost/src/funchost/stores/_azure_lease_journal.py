@@ -109,7 +109,7 @@ def read_journal(path: Path) -> dict[Key, str]:
     except OSError:
         return {}
     live: dict[Key, str] = {}
-    for line in text.split("\n"):  # a last line without its newline was cut off: split drops nothing needed
+    for line in text.split("\n")[:-1]:  # what follows the last newline is a record a crash cut off
         parts = line.split("\t")
         if len(parts) == 4 and parts[0] == "+":
             live[(parts[1], parts[2])] = parts[3]
