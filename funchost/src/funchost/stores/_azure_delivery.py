@@ -29,15 +29,21 @@ nothing hidden) goes to the engine at once, so a restart after a kill resumes wi
 A queue that holds timers not yet due keeps its hidden count above what can be received, and so waits
 the lease for its order-sensitive messages; the count cannot tell a timer from a leased message.
 
-DurableTask.AzureStorage after a crash: a new worker takes a control queue only once the dead worker's
-partition lease (a blob lease) has expired, and then receives whatever is visible, the dead worker's
-own leased messages coming back when their visibility timeout ends; it does not restore arrival order
-across that gap. What it does handle is a completion for a task its history does not hold yet (an
-out-of-order message), which it puts back to be delivered again later. funchost keeps the arrival order
-for the kinds of messages where order changes the outcome, and needs no out-of-order handling for
-completions: their step is saved before they are delivered, and the engine waits for a start.
+A killed host's messages need not wait for their leases when its successor runs on the same machine: each
+host journals the receipts of the messages it holds (``_azure_lease_journal``), and the successor hands
+them back before its pollers start. The hold above then ends as soon as its pollers have received them.
 
-For the same reason an instance whose messages were handed back undone (``abandon``) gets no messages
+What DurableTask.AzureStorage does after a crash (its src/DurableTask.AzureStorage README and partition
+manager): a new worker takes a control queue once the dead worker's partition lease (a blob lease) has
+expired, and the dead worker's own leased messages come back when their visibility timeout ends; a
+message stamped later than the instance's last checkpoint is put back on the queue until the history
+catches up (its ``AbandoningMessage`` case). It describes nothing that restores arrival order between a
+message hidden that way and a newer one. funchost matches the lease hand-over (one host lease per hub,
+``_azure_host_lease``) and goes further on order: it keeps arrival order for the kinds of message whose
+order changes an outcome. Its completions need no timestamp check: a step is saved before the messages
+it sent are delivered, and the engine keeps a completion until its instance has started.
+
+Order is also why an instance whose messages were handed back undone (``abandon``) gets no messages
 until those are received again.
 
 A queue message is JSON: ``{"v": 1, "id": <uuid>, "k": "m" | "a", "i": <instance id>, ...}``, with the
