@@ -85,9 +85,9 @@ def test_a_clean_stop_removes_the_journal(tmp_path: Path) -> None:
 
 
 def test_each_process_and_hub_has_a_journal_of_its_own() -> None:
-    assert journal_path("account", "hub", 1) != journal_path("account", "hub", 2)
-    assert journal_path("account", "hub", 1) != journal_path("account", "other", 1)
-    assert journal_path("account", "hub", 1).name.endswith("-1.journal")
+    assert journal_path("account", "hub", 1, "t") != journal_path("account", "hub", 2, "t")
+    assert journal_path("account", "hub", 1, "t") != journal_path("account", "hub", 1, "u")
+    assert journal_path("account", "hub", 1, "t") != journal_path("account", "other", 1, "t")
 
 
 def test_a_process_that_ended_no_longer_exists() -> None:

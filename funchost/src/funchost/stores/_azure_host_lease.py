@@ -75,6 +75,7 @@ class Takeover:
 
     unclean: bool
     dead_local_pid: int | None = None
+    dead_local_token: str = ""
 
 
 class HostLease:
@@ -117,7 +118,8 @@ class HostLease:
             logger.info("task hub lease taken over from %s", _describe_owner(previous))
             pid = int(previous.get("Pid") or 0)
             gone = str(previous.get("Machine") or "") == self.machine and pid != self.pid and not process_exists(pid)
-            return Takeover(unclean=True, dead_local_pid=pid if gone else None)
+            return Takeover(unclean=True, dead_local_pid=pid if gone else None,
+                            dead_local_token=str(previous.get("Token") or "") if gone else "")
 
     async def release(self, clean: bool) -> None:
         """Give the lease back. ``clean``: this host handed back everything it held, and the next host need

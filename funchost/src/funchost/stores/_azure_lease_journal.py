@@ -40,10 +40,11 @@ CONCURRENT_HAND_BACKS = 32
 Key = tuple[str, str]  # (queue, message id)
 
 
-def journal_path(account: str, hub: str, pid: int) -> Path:
-    """Where the host of process ``pid`` keeps its journal for task hub ``hub`` in ``account``."""
+def journal_path(account: str, hub: str, pid: int, token: str) -> Path:
+    """Where the host of process ``pid`` with lease token ``token`` (``HostLease``) keeps its journal for task
+    hub ``hub`` in ``account``: its own file, also when one process opens the hub more than once."""
     digest = hashlib.sha256(f"{account}\n{hub}".encode()).hexdigest()[:20]
-    return Path(tempfile.gettempdir()) / "funchost-leases" / f"{digest}-{pid}.journal"
+    return Path(tempfile.gettempdir()) / "funchost-leases" / f"{digest}-{pid}-{token}.journal"
 
 
 class LeaseJournal:

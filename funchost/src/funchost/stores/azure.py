@@ -193,13 +193,14 @@ class AzureStorageStore:
             unclean = takeover.unclean
             if takeover.dead_local_pid is not None:
                 # The killed predecessor's leases, from its journal: its messages are visible again at once.
-                handed, stale = await hand_back(self._journal_path(takeover.dead_local_pid), hub.queues)
+                handed, stale = await hand_back(
+                    self._journal_path(takeover.dead_local_pid, takeover.dead_local_token), hub.queues)
                 logger.info("task hub %s: handed back %d message(s) the killed host (pid %d) held%s", self.hub_name,
                             handed, takeover.dead_local_pid,
                             f"; {stale} come back when their leases run out" if stale else "")
             # Read before any poller receives: what each control queue holds, its hidden messages included.
             counts = await self._queue_counts(hub) if unclean else {}
-            journal = LeaseJournal(self._journal_path(os.getpid()))
+            journal = LeaseJournal(self._journal_path(os.getpid(), hub.host_lease.token))
         except BaseException:
             if hub.host_lease is not None:
                 await hub.host_lease.release(clean=False)
@@ -239,8 +240,8 @@ class AzureStorageStore:
                 await hub.host_lease.release(clean=clean)
         await hub.close()
 
-    def _journal_path(self, pid: int) -> Path:
-        return journal_path(self.settings.describe(), self.hub_name, pid)
+    def _journal_path(self, pid: int, token: str) -> Path:
+        return journal_path(self.settings.describe(), self.hub_name, pid, token)
 
     async def _queue_counts(self, hub: _Open) -> dict[str, int]:
         """Each control queue's approximate message count; a queue whose count cannot be read is left out
