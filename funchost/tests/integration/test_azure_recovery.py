@@ -11,14 +11,24 @@ messages wait for the hidden ones while starts and completions go ahead.
 
 from __future__ import annotations
 
+import asyncio
+import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from azure.data.tables import UpdateMode
+from azure.data.tables.aio import TableClient
 
-from funchost.stores._azure_layout import HubLayout
+from funchost.errors import TaskHubLockedError
+from funchost.stores._azure_layout import HOST_RK, MARKER_PK, HubLayout
 from funchost.stores._azure_lease_journal import journal_path
+from funchost.stores.azure import AzureStorageStore
+from funchost.stores.azure_settings import storage_settings_from_env
+from funchost.stores.base import Checkpoint, Message
+from funchost.testing.azurite import Azurite
 from funchost.testing.process import FunchostProcess
 from funchost.testing.pytest_plugin import StartHost
 from funchost.testing.waiting import wait_until
@@ -181,3 +191,49 @@ def test_a_second_host_on_the_hub_is_refused_and_one_after_a_kill_starts(start_h
     first.kill()
     after_kill = start_host(APP)  # the killed owner's process is gone: its lease is taken over, not refused
     assert after_kill.wait_for_status(instance_id, timeout=30)["runtimeStatus"] == "Completed"
+
+
+class _Ignore:
+    """A WorkListener that ignores what the store announces: the test only writes."""
+
+    def instance_ready(self, instance_id: str) -> None:
+        pass
+
+    def activity_ready(self, task: Any) -> None:
+        pass
+
+
+@pytest.mark.azurite
+def test_a_host_whose_lease_another_host_took_writes_nothing_more(azurite: Azurite) -> None:
+    hub = "t" + uuid.uuid4().hex[:14]
+    settings = storage_settings_from_env({"AzureWebJobsStorage": azurite.connection_string})
+
+    async def scenario() -> None:
+        store = AzureStorageStore(settings, hub, poll_max_s=0.2, commit_retry_s=5.0)
+        await store.open(_Ignore())  # type: ignore[arg-type]
+        try:
+            await store.commit(Checkpoint(messages=[Message("lease-probe", {"EventType": 15, "Name": "x"})]))
+            # Another host takes the row, as it would once the lease had expired (a host on another machine).
+            async with TableClient.from_connection_string(azurite.connection_string,
+                                                          store.layout.instances_table) as table:
+                await table.upsert_entity({"PartitionKey": MARKER_PK, "RowKey": HOST_RK, "Running": True,
+                                           "Owner": "elsewhere:1:feed", "Machine": "elsewhere", "Pid": 1,
+                                           "Token": "feed", "ExpiresAt": time.time() + 60}, mode=UpdateMode.REPLACE)
+            refused: TaskHubLockedError | None = None
+            for _ in range(60):  # until its next renewal is answered 412
+                try:
+                    await store.commit(Checkpoint(messages=[Message("lease-probe", {"EventType": 15, "Name": "y"})]))
+                except TaskHubLockedError as err:
+                    refused = err
+                    break
+                await asyncio.sleep(0.25)
+            assert refused is not None, "the store went on writing after its lease was taken"
+            assert "lost the task hub lease" in str(refused)
+
+            second = AzureStorageStore(settings, hub)
+            with pytest.raises(TaskHubLockedError, match="host elsewhere, pid 1"):
+                await second.open(_Ignore())  # type: ignore[arg-type]
+        finally:
+            await store.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))

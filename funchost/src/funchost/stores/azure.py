@@ -55,7 +55,7 @@ from funchost.errors import StoreError
 from funchost.stores._azure_delivery import Delivery, Lease, QueueHandle, encode_activity, encode_message
 from funchost.stores._azure_finisher import Finisher
 from funchost.stores._azure_history import HistoryTable, PreparedHistory
-from funchost.stores._azure_host_lease import HostLease
+from funchost.stores._azure_host_lease import HostLease, Takeover
 from funchost.stores._azure_hub import create_hub
 from funchost.stores._azure_layout import (
     HubLayout,
@@ -142,7 +142,8 @@ class AzureStorageStore:
     def __init__(self, settings: StorageSettings, hub_name: str, *, partition_count: int = 4,
                  max_dequeue_count: int = 5, visibility_timeout_s: int = 30, poll_min_s: float = 0.01,
                  poll_max_s: float = 1.0, commit_retry_s: float = 30.0, open_timeout_s: float = 10.0,
-                 activity_prefetch: int = 64, control_prefetch: int = 512, release_on_close: bool = True) -> None:
+                 activity_prefetch: int = 64, control_prefetch: int = 512, release_on_close: bool = True,
+                 exclusive: bool = True) -> None:
         """Build (not open) the store.
 
         Args:
@@ -155,6 +156,9 @@ class AzureStorageStore:
             commit_retry_s: how long a storage call retries storage that does not answer before it fails.
             open_timeout_s: how long ``open`` waits for storage to answer.
             activity_prefetch: control_prefetch: the most messages a poller holds (received, not consumed).
+            exclusive: take the hub's host lease, refusing to open while another host holds it (False:
+                share the hub with the host that holds it, for tests that open a second writer on purpose;
+                such a store keeps no lease journal and holds nothing back after an unclean stop).
             release_on_close: hand held messages back on ``close`` (False: they come back when their
                 leases run out, as after a crash).
         """
@@ -171,6 +175,7 @@ class AzureStorageStore:
         self._commit_retry_s = commit_retry_s
         self._open_timeout_s = open_timeout_s
         self._release_on_close = release_on_close
+        self._exclusive = exclusive
         self._outage = Outage(settings.describe())
         self._open: _Open | None = None
         self._finisher: Finisher | None = None
@@ -187,9 +192,11 @@ class AzureStorageStore:
         try:
             await create_hub(self.layout, self.settings, hub.tables, hub.queues, self._outage, self._retry,
                              self._open_timeout_s)
-            hub.host_lease = HostLease(hub.instances, self._retry, f"'{self.hub_name}' in {self.settings.describe()}",
-                                       on_lost=self._lease_lost)
-            takeover = await hub.host_lease.acquire()
+            takeover = Takeover(unclean=False)
+            if self._exclusive:
+                hub.host_lease = HostLease(hub.instances, self._retry,
+                                           f"'{self.hub_name}' in {self.settings.describe()}", on_lost=self._lease_lost)
+                takeover = await hub.host_lease.acquire()
             unclean = takeover.unclean
             if takeover.dead_local_pid is not None:
                 # The killed predecessor's leases, from its journal: its messages are visible again at once.
@@ -200,7 +207,8 @@ class AzureStorageStore:
                             f"; {stale} come back when their leases run out" if stale else "")
             # Read before any poller receives: what each control queue holds, its hidden messages included.
             counts = await self._queue_counts(hub) if unclean else {}
-            journal = LeaseJournal(self._journal_path(os.getpid(), hub.host_lease.token))
+            journal = (LeaseJournal(self._journal_path(os.getpid(), hub.host_lease.token))
+                       if hub.host_lease is not None else None)
         except BaseException:
             if hub.host_lease is not None:
                 await hub.host_lease.release(clean=False)
@@ -283,11 +291,11 @@ class AzureStorageStore:
         assert delivery is not None
         return delivery
 
-    @property
-    def _hub_lease(self) -> HostLease:
+    def _check_lease(self) -> None:
+        """Raise unless this store may write: it holds the hub's lease (or shares the hub, ``exclusive``)."""
         lease = self._hub.host_lease
-        assert lease is not None
-        return lease
+        if lease is not None:
+            lease.check()
 
     @property
     def _finish(self) -> Finisher:
@@ -384,7 +392,7 @@ class AzureStorageStore:
             CheckpointConflictError: the instance's history changed since this host read it.
             StorageUnavailableError: storage did not answer within ``commit_retry_s``.
         """
-        self._hub_lease.check()
+        self._check_lease()
         delivery = self._delivery
         if _only_a_result(checkpoint) and delivery.carry(checkpoint.completed_activity, checkpoint.messages[0]):
             return  # the work item carries the result to its instance: nothing to write (see ``Delivery.carry``)
@@ -437,7 +445,7 @@ class AzureStorageStore:
         # happened. If the checkpoint fails, they come back when their leases run out, as duplicates.
         await hub.payloads.put_all(pending)
         sent = await asyncio.gather(*(delivery.send(o) for o in outgoing))
-        self._hub_lease.check()  # a host that lost the lease writes no history (the sends above are duplicates)
+        self._check_lease()  # a host that lost the lease writes no history (the sends above are duplicates)
         # (2) history, ETag-guarded; the children's sentinels start their (empty) histories. From here on
         # the step is durable: the sentinels hold the instances' columns, which is what the engine reads.
         written = await asyncio.gather(*([hub.history.write(history)] if history is not None else []),
@@ -489,7 +497,7 @@ class AzureStorageStore:
     async def _write_entity(self, row: dict[str, Any]) -> None:
         entities = self._hub.entities
         entity_id = str(row["PartitionKey"])
-        self._hub_lease.check()  # the upsert is unconditional: only the lease holder may write it
+        self._check_lease()  # the upsert is unconditional: only the lease holder may write it
         await self._retry(lambda: entities.upsert_entity(row, mode=UpdateMode.REPLACE), f"writing entity {entity_id}")
         new_refs = frozenset(refs_of(row))
         stale = self._entity_refs.get(entity_id, frozenset()) - new_refs
