@@ -9,8 +9,10 @@ host last saw, so two hosts racing for the row cannot both win.
 A host that opens the hub takes the row when it is missing, stopped, expired, or held by a process of
 this same machine that no longer exists (a predecessor killed with SIGKILL: a restart after a kill need
 not wait out the lease). Otherwise it refuses to start (``TaskHubLockedError`` naming the owner).
-``Running`` left true by the previous owner means it did not stop cleanly, and the store holds back
-order-sensitive messages for one message lease (``Delivery.hold``).
+``Running`` left true by the previous owner means it did not stop cleanly (``Takeover``): the store
+hands back the messages a killed local owner held, from its lease journal (``_azure_lease_journal``,
+named by the owner's pid and token), and holds back order-sensitive messages until the ones it could not
+hand back are received (``Delivery.hold``).
 
 A lost lease (a renewal answered 412: another host took the row, which it only does once the lease ran
 out) fences this host: the store refuses every further write (``check`` raises) and stops delivering, so

@@ -19,10 +19,12 @@ still undo (an activity would run once for the lost step and again for its repla
 Starts of an instance id race: two requests may both find the id free. A start writes the history only
 if there is none or the run it replaces has finished (``_azure_history``); the second writer gets
 ``CheckpointConflictError``. One host runs on a hub at a time: it holds the hub's lease row
-(``_azure_host_lease``), and a second host is refused. After a host stopped uncleanly, the next one keeps
-order-sensitive messages (events, suspend/resume, entity operations) back on each control queue that may
-still hide a message the dead host held, for at most one lease (``_azure_delivery``), so that no such
-message overtakes an older one; completions and starts are delivered at once.
+(``_azure_host_lease``), and a second host is refused. Every host journals the receipts of the messages
+it holds (``_azure_lease_journal``); a host that takes the hub over from a killed process of the same
+machine hands that process's messages back before it starts delivering. After any unclean stop, the next
+host keeps order-sensitive messages (events, suspend/resume, entity operations) back on each control
+queue that may still hide a message the dead host held, for at most one lease (``_azure_delivery``), so
+that no such message overtakes an older one; completions and starts are delivered at once.
 
 Storage calls, without large values: a checkpoint makes one send per new message or work item and one
 table transaction for the history (one more per 99 events past the first 99), encoded by
