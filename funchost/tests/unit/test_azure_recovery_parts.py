@@ -15,7 +15,7 @@ from funchost.durable.history import EventType
 from funchost.stores import _azure_lease_journal
 from funchost.stores._azure_delivery import order_sensitive
 from funchost.stores._azure_host_lease import process_exists
-from funchost.stores._azure_lease_journal import LeaseJournal, journal_path, read_journal
+from funchost.stores._azure_lease_journal import LeaseJournal, journal_path, read_journal, remove_stale
 
 
 @pytest.mark.parametrize("event_type", [EventType.ExecutionStarted, EventType.TaskCompleted, EventType.TaskFailed,
@@ -97,3 +97,15 @@ def test_a_process_that_ended_no_longer_exists() -> None:
     assert process_exists(os.getpid())
     assert not process_exists(child.pid)
     assert not process_exists(0)
+
+
+def test_journals_of_processes_that_are_gone_are_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_azure_lease_journal.tempfile, "gettempdir", lambda: str(tmp_path))
+    gone, alive, other_hub = (journal_path("account", "hub", 11, "a"), journal_path("account", "hub", 12, "b"),
+                              journal_path("account", "other", 11, "c"))
+    for path in (gone, alive, other_hub):
+        LeaseJournal(path).close(remove=False)
+
+    remove_stale("account", "hub", lambda pid: pid == 11)
+
+    assert (gone.exists(), alive.exists(), other_hub.exists()) == (False, True, True)

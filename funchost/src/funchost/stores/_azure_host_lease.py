@@ -16,12 +16,14 @@ hand back are received (``Delivery.hold``).
 
 A lost lease (a renewal answered 412: another host took the row, which it only does once the lease ran
 out) fences this host: the store refuses every further write (``check`` raises) and stops delivering, so
-its messages' leases run out and the new owner receives them. This host also fences itself when its
-own lease runs out unrenewed (storage did not answer for ``LEASE_S``): from then on another host may take
-the row. That is what makes entity state, written with an unconditional upsert, safe: only the lease
-holder writes it, and within a host one batch per entity runs at a time. It relies on the two hosts'
-clocks agreeing to within ``LEASE_S - RENEW_EVERY_S``; history writes need no such assumption, being
-guarded by their own ETags.
+its messages' leases run out and the new owner receives them. This host also writes nothing while its
+own lease has run out unrenewed (storage did not answer for ``LEASE_S``), since another host may then
+take the row; a later renewal that succeeds (the ETag unchanged: nobody took it) lets it write again.
+That is what makes entity state, written with an unconditional upsert, safe: only the lease holder
+writes it, and within a host one batch per entity runs at a time. It relies on the two hosts' clocks
+agreeing to within ``LEASE_S - RENEW_EVERY_S``, and on a write that ``check`` let through landing within
+that margin (a storage call retried for longer could land after the lease ran out); history writes need
+no such assumption, being guarded by their own ETags.
 
 DurableTask.AzureStorage does the same with blob leases, per control queue rather than per hub (a
 partition manager renews them and a worker takes a partition only once its lease expired); funchost runs
@@ -142,10 +144,13 @@ class HostLease:
 
     def check(self) -> None:
         """Raise unless this host still holds the lease: called before every write."""
-        if self._lost is None and time.monotonic() >= self._expires_at:
-            self._lose(f"its lease was not renewed for {self.lease_s:.0f} s (storage did not answer)")
         if self._lost is not None:
             raise TaskHubLockedError(self.where, f"this host lost the task hub lease: {self._lost}", "another --hub")
+        if time.monotonic() >= self._expires_at:
+            # Another host may take the row from now on. Until a renewal succeeds (the row's ETag unchanged:
+            # nobody took it), this host writes nothing.
+            raise TaskHubLockedError(self.where, f"this host's task hub lease ran out: it was not renewed for "
+                                     f"{self.lease_s:.0f} s (storage did not answer)", "another --hub")
 
     # --- internals ----------------------------------------------------------------------------
 

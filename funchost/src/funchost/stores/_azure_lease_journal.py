@@ -14,7 +14,8 @@ Each record is one unbuffered ``os.write`` of one line, so a SIGKILL loses none 
 them); a crash of the machine may lose the last ones, and then those messages come back when their
 leases run out, as they did before. A receipt renewed just before the kill, and not yet written, is
 stale; its message also comes back with its lease. The journal is rewritten from the live leases when
-it grows past ``COMPACT_AT`` lines, and removed when the host stops.
+it grows past ``COMPACT_AT`` lines, and removed when the host stops; the journal of a killed host is
+removed by the next host to take the hub on this machine (``remove_stale``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import hashlib
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from azure.core.exceptions import HttpResponseError
@@ -43,8 +45,21 @@ Key = tuple[str, str]  # (queue, message id)
 def journal_path(account: str, hub: str, pid: int, token: str) -> Path:
     """Where the host of process ``pid`` with lease token ``token`` (``HostLease``) keeps its journal for task
     hub ``hub`` in ``account``: its own file, also when one process opens the hub more than once."""
-    digest = hashlib.sha256(f"{account}\n{hub}".encode()).hexdigest()[:20]
-    return Path(tempfile.gettempdir()) / "funchost-leases" / f"{digest}-{pid}-{token}.journal"
+    return Path(tempfile.gettempdir()) / "funchost-leases" / f"{_hub_digest(account, hub)}-{pid}-{token}.journal"
+
+
+def remove_stale(account: str, hub: str, gone: Callable[[int], bool]) -> None:
+    """Remove the journals of this hub left by processes that are ``gone``: the hub's lease passed on after
+    them (their messages were handed back, or came back with their leases), and nobody reads them now."""
+    for path in journal_path(account, hub, 0, "").parent.glob(f"{_hub_digest(account, hub)}-*.journal"):
+        pid = path.name.split("-")[1]
+        if pid.isdigit() and gone(int(pid)):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def _hub_digest(account: str, hub: str) -> str:
+    return hashlib.sha256(f"{account}\n{hub}".encode()).hexdigest()[:20]
 
 
 class LeaseJournal:

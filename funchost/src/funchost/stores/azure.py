@@ -57,7 +57,7 @@ from funchost.errors import StoreError
 from funchost.stores._azure_delivery import Delivery, Lease, QueueHandle, encode_activity, encode_message
 from funchost.stores._azure_finisher import Finisher
 from funchost.stores._azure_history import HistoryTable, PreparedHistory
-from funchost.stores._azure_host_lease import HostLease, Takeover
+from funchost.stores._azure_host_lease import HostLease, Takeover, process_exists
 from funchost.stores._azure_hub import create_hub
 from funchost.stores._azure_layout import (
     HubLayout,
@@ -67,7 +67,7 @@ from funchost.stores._azure_layout import (
     odata_str,
     prefix_upper_bound,
 )
-from funchost.stores._azure_lease_journal import LeaseJournal, hand_back, journal_path
+from funchost.stores._azure_lease_journal import LeaseJournal, hand_back, journal_path, remove_stale
 from funchost.stores._azure_payloads import PayloadTable, PendingPayload, refs_of
 from funchost.stores._azure_retry import Outage, describe, with_retry
 from funchost.stores._azure_rows import entity_from_row, entity_row, instance_from_row, instance_row
@@ -207,6 +207,9 @@ class AzureStorageStore:
                 logger.info("task hub %s: handed back %d message(s) the killed host (pid %d) held%s", self.hub_name,
                             handed, takeover.dead_local_pid,
                             f"; {stale} come back when their leases run out" if stale else "")
+            if hub.host_lease is not None:
+                remove_stale(self.settings.describe(), self.hub_name,
+                             lambda pid: pid != os.getpid() and not process_exists(pid))
             # Read before any poller receives: what each control queue holds, its hidden messages included.
             counts = await self._queue_counts(hub) if unclean else {}
             journal = (LeaseJournal(self._journal_path(os.getpid(), hub.host_lease.token))
