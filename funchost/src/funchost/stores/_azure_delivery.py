@@ -33,9 +33,9 @@ A killed host's messages need not wait for their leases when its successor runs 
 host journals the receipts of the messages it holds (``_azure_lease_journal``), and the successor hands
 them back before its pollers start. The hold above then ends as soon as its pollers have received them.
 
-What DurableTask.AzureStorage does after a crash (its src/DurableTask.AzureStorage README and partition
-manager): a new worker takes a control queue once the dead worker's partition lease (a blob lease) has
-expired, and the dead worker's own leased messages come back when their visibility timeout ends; a
+What DurableTask.AzureStorage does after a crash (as its src/DurableTask.AzureStorage README describes
+it, with its partition leases): a new worker takes a control queue once the dead worker's partition lease
+(a blob lease) has expired, and the dead worker's own leased messages come back when their visibility timeout ends; a
 message stamped later than the instance's last checkpoint is put back on the queue until the history
 catches up (its ``AbandoningMessage`` case). It describes nothing that restores arrival order between a
 message hidden that way and a newer one. funchost matches the lease hand-over (one host lease per hub,
