@@ -70,12 +70,14 @@ class StorageUnavailableError(StoreError):
 class TaskHubLockedError(StoreError):
     """Another host already runs on this task hub; two would corrupt it."""
 
-    def __init__(self, location: str) -> None:
+    def __init__(self, location: str, owner: str | None = None, other: str = "a different --store") -> None:
+        held_by = f" ({owner})" if owner else ""
         super().__init__(
-            f"Another funchost process is already running on the task hub at {location}. "
-            "Stop it first, or start this one with a different --store."
+            f"Another funchost process{held_by} is already running on the task hub at {location}. "
+            f"Stop it first, or start this one with {other}."
         )
         self.location = location
+        self.owner = owner
 
 
 class ManagementError(FunchostError):

@@ -263,7 +263,7 @@ def test_history_survives_reopening_and_appends_after_it(settings: StorageSettin
         try:
             assert await second.load_history("reopen") == events
             # A host that has not read the history yet still appends after it.
-            third = make_store(settings, hub)
+            third = make_store(settings, hub, exclusive=False)
             await third.open(Listener())
             await third.commit(Checkpoint(instance=rec, new_history=[{"EventType": 4, "n": 250}]))
             await third.close()
@@ -637,7 +637,7 @@ def test_leases_are_renewed_while_messages_are_held(settings: StorageSettings, h
     async def scenario() -> None:
         holder, listener = make_store(settings, hub, visibility_timeout_s=1), Listener()
         await holder.open(listener)
-        other, listener2 = make_store(settings, hub, visibility_timeout_s=1), Listener()
+        other, listener2 = make_store(settings, hub, visibility_timeout_s=1, exclusive=False), Listener()
         try:
             await holder.commit(Checkpoint(messages=[Message("held", {"EventType": 6})]))
             (message,) = await messages_of(holder, listener, "held")
@@ -725,7 +725,7 @@ def test_large_values_round_trip(settings: StorageSettings, hub: str, azurite: A
 
 def test_a_concurrent_history_write_is_refused_by_etag(settings: StorageSettings, hub: str) -> None:
     async def scenario() -> None:
-        one, two = make_store(settings, hub), make_store(settings, hub)
+        one, two = make_store(settings, hub), make_store(settings, hub, exclusive=False)
         await one.open(Listener())
         await two.open(Listener())
         try:
@@ -771,7 +771,7 @@ def test_a_second_start_of_a_live_instance_is_refused_and_a_finished_one_restart
             # Once it has finished, a new execution under the same id replaces it (a restart).
             winner.status = COMPLETED
             await store.commit(Checkpoint(instance=winner, new_history=[{"EventType": 1}]))
-            again = make_store(settings, hub)  # knows nothing of the instance
+            again = make_store(settings, hub, exclusive=False)  # knows nothing of the instance
             await again.open(Listener())
             try:
                 restarted = record("twice")

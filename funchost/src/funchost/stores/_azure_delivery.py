@@ -15,10 +15,36 @@ they come due, and what a previous host left. An idle poller backs off from ``po
 
 Order: an instance is handed its held messages oldest first, by the time and position its sender gave
 them. After a host stopped uncleanly, the messages it held stay hidden until their leases run out, and
-messages sent since would overtake them; so ``hold`` keeps every control queue back until one lease has
-passed and its poller has received what is visible, and only then tells the engine about its instances.
-Work items are never held back: activities need no order. For the same reason an instance whose
-messages were handed back undone (``abandon``) gets no messages until those are received again.
+messages sent since could overtake them. Only some kinds of message care (``order_sensitive``):
+completions (an activity's or sub-orchestration's result, a timer firing) and starts may arrive in any
+order, since the engine matches a completion to its task by id and keeps events that arrive before their
+instance's start; an instance's external events (two of one name are received in the order they came),
+suspend, resume and terminate, and everything sent to an entity (it applies operations in arrival order)
+may not. So ``hold`` keeps back only order-sensitive messages, and only on a control queue that may
+still hide a message of the dead host: one whose approximate message count (which counts hidden messages
+too, and is never below the true count) its poller has not yet matched with what it received. Such a
+queue is held until one lease has passed and its poller has received what is visible; a queue whose
+count it matched is handed over at once. Everything else (completions, starts, work items, queues with
+nothing hidden) goes to the engine at once, so a restart after a kill resumes without waiting a lease.
+A queue that holds timers not yet due keeps its hidden count above what can be received, and so waits
+the lease for its order-sensitive messages; the count cannot tell a timer from a leased message.
+
+A killed host's messages need not wait for their leases when its successor runs on the same machine: each
+host journals the receipts of the messages it holds (``_azure_lease_journal``), and the successor hands
+them back before its pollers start. The hold above then ends as soon as its pollers have received them.
+
+What DurableTask.AzureStorage does after a crash (as its src/DurableTask.AzureStorage README describes
+it, with its partition leases): a new worker takes a control queue once the dead worker's partition lease
+(a blob lease) has expired, and the dead worker's own leased messages come back when their visibility timeout ends; a
+message stamped later than the instance's last checkpoint is put back on the queue until the history
+catches up (its ``AbandoningMessage`` case). It describes nothing that restores arrival order between a
+message hidden that way and a newer one. funchost matches the lease hand-over (one host lease per hub,
+``_azure_host_lease``) and goes further on order: it keeps arrival order for the kinds of message whose
+order changes an outcome. Its completions need no timestamp check: a step is saved before the messages
+it sent are delivered, and the engine keeps a completion until its instance has started.
+
+Order is also why an instance whose messages were handed back undone (``abandon``) gets no messages
+until those are received again.
 
 A queue message is JSON: ``{"v": 1, "id": <uuid>, "k": "m" | "a", "i": <instance id>, ...}``, with the
 event (``"e"``) or activity fields inline, or ``"p"``: the key of the whole envelope in the payload table
@@ -44,6 +70,7 @@ from azure.storage.queue.aio import QueueClient
 
 from funchost.stores._azure_attempts import AttemptTable
 from funchost.stores._azure_layout import MAX_VISIBILITY_S, MESSAGE_CHARS, HubLayout, dumps
+from funchost.stores._azure_lease_journal import LeaseJournal
 from funchost.stores._azure_payloads import PayloadTable, PendingPayload, Retry, new_message_key
 from funchost.stores._azure_retry import Outage, describe, is_transient, status_of
 from funchost.stores.base import ActivityTask, Message, WorkListener
@@ -90,6 +117,7 @@ class Lease:
     carries: Message | None = None  # a work item that now carries its activity's result (``carry``)
     attempts: int = 0  # attempts at it that did not finish (``_azure_attempts``)
     marked: bool = False  # it has an attempt row, to delete when it is consumed
+    ordered: bool = True  # order-sensitive (``order_sensitive``): held back while its queue is (``hold``)
 
 
 @dataclass
@@ -134,6 +162,23 @@ def _outgoing(queue: str, envelope: dict[str, Any], visible_at: float, now: floa
     return Outgoing(queue, text, envelope, visible_at, hold, hidden_for(visible_at, now), payload)
 
 
+# Completions and starts: the engine matches each to its task (or waits for the start), so their order
+# does not change what an instance does. Any other kind, and anything sent to an entity, keeps its order.
+ORDER_FREE_EVENTS = frozenset({
+    0,  # ExecutionStarted
+    5, 6,  # TaskCompleted, TaskFailed
+    8, 9,  # SubOrchestrationInstanceCompleted, SubOrchestrationInstanceFailed
+    11,  # TimerFired
+})
+
+
+def order_sensitive(instance_id: str, event: Any) -> bool:
+    """Whether a message must not overtake an older one for the same instance (see the module docstring)."""
+    if instance_id.startswith("@"):  # an entity: operations apply in arrival order
+        return True
+    return not (isinstance(event, dict) and event.get("EventType") in ORDER_FREE_EVENTS)
+
+
 def hidden_for(visible_at: float, now: float) -> int:
     """Whole seconds to hide a message (rounded down: the receiver holds it the last fraction of a second)."""
     return max(0, min(int(visible_at - now), MAX_VISIBILITY_S))
@@ -150,8 +195,9 @@ class Delivery:
 
     def __init__(self, layout: HubLayout, queues: dict[str, QueueClient], payloads: PayloadTable, outage: Outage,
                  retry: Retry, *, lease_s: int, poll_min: float, poll_max: float, activity_prefetch: int,
-                 control_prefetch: int) -> None:
+                 control_prefetch: int, journal: LeaseJournal | None = None) -> None:
         self.layout = layout
+        self.journal = journal  # every lease taken and ended, for a successor if this host is killed
         self.queues = queues
         self.payloads = payloads
         self.outage = outage
@@ -175,18 +221,31 @@ class Delivery:
         self._errors_logged: set[tuple[str, str]] = set()
         self._calls = asyncio.Semaphore(CONCURRENT_CALLS)
         self._hold_until: float | None = None  # time.monotonic() before which control queues are held back
-        self._held_back: set[str] = set()  # control queues not handed to the engine yet (see ``hold``)
+        self._held_back: set[str] = set()  # control queues whose order-sensitive messages wait (``hold``)
+        self._hidden_at_start: dict[str, int] = {}  # control queue -> its approximate count at ``hold``
+        self._received_since: dict[str, set[str]] = {}  # control queue -> message ids received since ``hold``
         self._returning: dict[str, set[str]] = {}  # instance -> envelope ids handed back, not received again
         self.attempts: AttemptTable | None = None  # where redelivered messages' attempt counts are read
 
     # --- lifecycle ----------------------------------------------------------------------------
 
-    def hold(self, seconds: float) -> None:
-        """Before ``start``: tell the engine nothing from the control queues for ``seconds`` and until each
-        queue's poller has then received what is visible, so that messages a crashed host held (hidden
-        until their leases run out) are delivered before those sent after them."""
+    def hold(self, seconds: float, counts: dict[str, int]) -> None:
+        """Before ``start``, after an unclean stop: keep order-sensitive messages of the control queues
+        back for ``seconds`` and until each queue's poller has then received what is visible, so that
+        messages a crashed host held (hidden until their leases run out) are delivered before those sent
+        after them. ``counts``: each queue's approximate message count, read now; a queue whose poller
+        receives that many messages hides nothing and is handed over at once (a queue missing from it
+        is held the whole time)."""
         self._hold_until = time.monotonic() + seconds
-        self._held_back = set(self.layout.control_queues)
+        self._held_back = {queue for queue in self.layout.control_queues if counts.get(queue) != 0}
+        self._hidden_at_start = {queue: counts[queue] for queue in self._held_back if queue in counts}
+        self._received_since = {queue: set() for queue in self._held_back}
+        if not self._held_back:
+            self._hold_until = None
+
+    def holding_back(self) -> int:
+        """How many control queues still hold their order-sensitive messages back."""
+        return len(self._held_back)
 
     def start(self, listener: WorkListener) -> None:
         self.listener = listener
@@ -229,6 +288,8 @@ class Delivery:
         self._by_instance.clear()
         self._by_envelope.clear()
         self._returning.clear()
+        if self.journal is not None:
+            self.journal.close(remove=released)
         return released
 
     async def _send_carried(self, lease: Lease) -> bool:
@@ -247,16 +308,27 @@ class Delivery:
         async with self._calls:
             await self.queues[lease.handle.queue].update_message(lease.handle.message_id, lease.receipt,
                                                                  visibility_timeout=0)
+        self._journal_ended(lease.handle)
+
+    def _journal_held(self, queue: str, message_id: str, receipt: str) -> None:
+        if self.journal is not None and receipt:
+            self.journal.held(queue, message_id, receipt)
+
+    def _journal_ended(self, handle: QueueHandle) -> None:
+        if self.journal is not None:
+            self.journal.ended(handle.queue, handle.message_id)
 
     # --- what the store asks ------------------------------------------------------------------
 
     def visible(self, instance_id: str, now: float, limit: int | None) -> list[Message]:
-        if self._hidden[instance_id] > 0 or self._holding(instance_id) or instance_id in self._returning:
+        if self._hidden[instance_id] > 0 or instance_id in self._returning:
             return []
         held = self._by_instance.get(instance_id)
         if not held:
             return []
-        leases = sorted((lease for lease in held.values() if lease.visible_at <= now and not lease.taken),
+        holding = self._holding(instance_id)
+        leases = sorted((lease for lease in held.values()
+                         if lease.visible_at <= now and not lease.taken and not (holding and lease.ordered)),
                         key=lambda lease: lease.order)
         if limit is not None:
             leases = leases[:limit]
@@ -276,6 +348,8 @@ class Delivery:
                     self.lease_s if outgoing.hold else outgoing.visibility_s))
 
         sent: QueueMessage = await self.retry(send, f"sending to {outgoing.queue}")
+        if outgoing.hold:
+            self._journal_held(outgoing.queue, sent.id, sent.pop_receipt or "")
         if self.listener is None:
             return None
         if outgoing.hold:
@@ -310,6 +384,7 @@ class Delivery:
         lease.event_text = dumps(result.event)
         lease.visible_at = result.visible_at
         lease.order = (time.time(), 0)
+        lease.ordered = order_sensitive(lease.owner, result.event)
         self._by_instance.setdefault(lease.owner, {})[(work_item.queue, work_item.message_id)] = lease
         self._announce(lease.owner, lease.visible_at)
         return True
@@ -415,7 +490,9 @@ class Delivery:
                 # the engine drops, and its payload must stay for it.
                 logger.debug("queue message %s on %s was not deleted: %s", handle.message_id, handle.queue,
                              describe(err))
+                self._journal_ended(handle)
                 return
+        self._journal_ended(handle)
         if lease is not None and lease.payload_key is not None:
             await self.payloads.delete(lease.owner, lease.payload_key)
 
@@ -448,13 +525,17 @@ class Delivery:
             failures = 0
             self.outage.recovered()
             if received:
+                seen = self._received_since.get(queue)
+                if seen is not None:
+                    seen.update(message.id for message in received)
                 accepted = await asyncio.gather(*(self._accept_safely(queue, message) for message in received))
                 self.admit(accepted)  # in the queue's order
                 delay = self.poll_min
-                if len(received) < asked and queue in self._held_back and self._hold_over():
+                if len(received) < asked and queue in self._held_back and (self._hold_over()
+                                                                             or self._nothing_hidden(queue)):
                     self._hand_over(queue)
                 continue
-            if queue in self._held_back and self._hold_over():
+            if queue in self._held_back and (self._hold_over() or self._nothing_hidden(queue)):
                 self._hand_over(queue)
             wake = self._wakes[queue]
             wait = delay
@@ -469,12 +550,23 @@ class Delivery:
     def _hold_over(self) -> bool:
         return self._hold_until is None or time.monotonic() >= self._hold_until
 
+    def _nothing_hidden(self, queue: str) -> bool:
+        """The poller received as many distinct messages as the queue held (hidden ones included) when the
+        hold began: none of the dead host's messages is still hidden in it."""
+        count = self._hidden_at_start.get(queue)
+        return count is not None and len(self._received_since.get(queue, ())) >= count
+
     def _holding(self, instance_id: str) -> bool:
         return bool(self._held_back) and self.layout.control_queue(instance_id) in self._held_back
+
+    def _free_messages(self, instance_id: str) -> bool:
+        """Whether the instance has a message it may get while its queue holds order-sensitive ones back."""
+        return any(not lease.ordered for lease in self._by_instance.get(instance_id, {}).values())
 
     def _hand_over(self, queue: str) -> None:
         """End the hold of a control queue: the engine is told about the messages held for its instances."""
         self._held_back.discard(queue)
+        self._received_since.pop(queue, None)
         if not self._held_back:
             self._hold_until = None
         for instance_id, held in list(self._by_instance.items()):
@@ -516,6 +608,7 @@ class Delivery:
         if held is not None:
             # Its lease ran out (an outage) and this host received it again: keep one, with the new receipt.
             held.receipt = received.pop_receipt or held.receipt
+            self._journal_held(queue, received.id, held.receipt)
             held.dequeue_count = max(held.dequeue_count, received.dequeue_count or 0)
             held.renew_at = time.monotonic() + self.lease_s / 2
             return None
@@ -565,7 +658,8 @@ class Delivery:
         lease = Lease(handle=handle, receipt=handle.pop_receipt, renew_at=time.monotonic() + self.lease_s / 2,
                       envelope_id=str(envelope["id"]), owner=owner, payload_key=payload_key,
                       dequeue_count=dequeue_count, order=(float(envelope.get("s") or 0.0), int(envelope.get("n") or 0)),
-                      visible_at=visible_at, execution_id=envelope.get("x"))
+                      visible_at=visible_at, execution_id=envelope.get("x"),
+                      ordered=order_sensitive(owner, envelope.get("e")))
         if envelope.get("k") == "a":
             lease.task = ActivityTask(owner, str(envelope.get("x")), int(envelope["tid"]), str(envelope["f"]),
                                       envelope.get("in"), id=handle, dequeue_count=dequeue_count,
@@ -591,6 +685,7 @@ class Delivery:
     def _hold(self, lease: Lease) -> None:
         key = (lease.handle.queue, lease.handle.message_id)
         self.leases[key] = lease
+        self._journal_held(lease.handle.queue, lease.handle.message_id, lease.receipt)
         if lease.task is None:  # work items are the engine's as soon as they are announced
             self._by_instance.setdefault(lease.owner, {})[key] = lease
         self._by_envelope[lease.envelope_id] = lease
@@ -611,7 +706,7 @@ class Delivery:
         self._room[lease.handle.queue].set()
 
     def _announce(self, instance_id: str, visible_at: float) -> None:
-        if self._holding(instance_id) or instance_id in self._returning:
+        if instance_id in self._returning or (self._holding(instance_id) and not self._free_messages(instance_id)):
             return  # told when the hold of its queue ends (``_hand_over``), or its messages are back
         delay = visible_at - time.time()
         if delay <= 0:
@@ -651,6 +746,7 @@ class Delivery:
                     lease.handle.message_id, receipt, visibility_timeout=self.lease_s)
             if lease.receipt == receipt and updated.pop_receipt:
                 lease.receipt = updated.pop_receipt
+                self._journal_held(lease.handle.queue, lease.handle.message_id, lease.receipt)
             lease.renew_at = time.monotonic() + self.lease_s / 2
             self.outage.recovered()
         except Exception as err:
@@ -664,6 +760,7 @@ class Delivery:
                              lease.handle.queue, describe(err))
                 self.leases.pop((lease.handle.queue, lease.handle.message_id), None)
                 self._forget(lease)
+                self._journal_ended(lease.handle)
             else:
                 lease.renew_at = time.monotonic() + self.lease_s / 4
         finally:

@@ -5,13 +5,10 @@ with its format, schema version and partition count, written when the hub is cre
 and hold rows but no marker were written by another kind of host (DurableTask.AzureStorage uses the same
 names with another format), and funchost leaves them alone.
 
-A second row (RowKey ``host``) says whether the hub's last host is running or stopped cleanly. A host that
-did not stop cleanly (it crashed, or was killed) left messages leased to itself: hidden in their queues
-until their leases run out. The next host must not hand an instance the messages sent after those before
-those come back (an entity would apply its operations out of order), so it reads this row when it opens
-(``mark_running``) and, after such a stop, holds the control queues back for one lease (see
-``Delivery.hold``). DurableTask.AzureStorage gets the same effect from its partition leases: a new owner
-takes a control queue only once the dead owner's lease has run out.
+A second row (RowKey ``host``) is the hub's host lease (``_azure_host_lease``): which host runs on it,
+until when, and whether the last one stopped cleanly. A host that did not (it crashed, or was killed)
+left messages leased to itself, hidden in their queues until their leases run out; the next host keeps
+order-sensitive messages back until those are received (``Delivery.hold``).
 """
 
 from __future__ import annotations
@@ -19,9 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import os
-import socket
-import time
 from typing import Any
 
 from azure.core.exceptions import (
@@ -34,7 +28,7 @@ from azure.data.tables.aio import TableClient
 from azure.storage.queue.aio import QueueClient
 
 from funchost.errors import ForeignTaskHubError, StorageUnavailableError, StoreError
-from funchost.stores._azure_layout import FORMAT, HOST_RK, MARKER_PK, MARKER_RK, SCHEMA_VERSION, HubLayout
+from funchost.stores._azure_layout import FORMAT, MARKER_PK, MARKER_RK, SCHEMA_VERSION, HubLayout
 from funchost.stores._azure_payloads import Retry
 from funchost.stores._azure_retry import Outage, describe, status_of, with_retry
 from funchost.stores.azure_settings import StorageSettings
@@ -138,19 +132,3 @@ async def _has_rows(table: TableClient) -> bool:
             return True
         break
     return False
-
-
-async def mark_running(layout: HubLayout, tables: dict[str, TableClient], retry: Retry) -> bool:
-    """Record that a host runs on the hub; True when the previous host did not stop cleanly."""
-    instances = tables[layout.instances_table]
-    previous = await retry(functools.partial(_row_or_none, instances, HOST_RK), "opening the task hub")
-    row = {"PartitionKey": MARKER_PK, "RowKey": HOST_RK, "Running": True,
-           "Host": f"{socket.gethostname()}:{os.getpid()}", "Since": time.time()}
-    await retry(lambda: instances.upsert_entity(row), "opening the task hub")
-    return previous is not None and bool(previous.get("Running"))
-
-
-async def mark_stopped(layout: HubLayout, tables: dict[str, TableClient], retry: Retry) -> None:
-    """Record a clean stop: the host handed back every message it held."""
-    row = {"PartitionKey": MARKER_PK, "RowKey": HOST_RK, "Running": False, "Since": time.time()}
-    await retry(lambda: tables[layout.instances_table].upsert_entity(row), "closing the task hub")

@@ -21,7 +21,7 @@ FORMAT = "funchost-azure"
 SCHEMA_VERSION = 1
 MARKER_PK = "$funchost"  # the marker row of {Hub}Instances; its row key keeps it apart from instance rows
 MARKER_RK = "taskhub"
-HOST_RK = "host"  # {Hub}Instances row ($funchost, host): whether the hub's last host stopped cleanly
+HOST_RK = "host"  # {Hub}Instances row ($funchost, host): the host lease (_azure_host_lease)
 SENTINEL_RK = "sentinel"  # sorts after every 16-hex-digit sequence row key
 MAX_PARTITIONS = 16
 # Queue names are "{hub}-control-NN" (at most 63 characters) and table names "{Hub}Payloads" (at most 63):

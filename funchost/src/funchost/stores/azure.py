@@ -18,8 +18,13 @@ still undo (an activity would run once for the lost step and again for its repla
 
 Starts of an instance id race: two requests may both find the id free. A start writes the history only
 if there is none or the run it replaces has finished (``_azure_history``); the second writer gets
-``CheckpointConflictError``. After a host stopped uncleanly, the next one holds its control queues back
-for one lease (``_azure_hub``, ``_azure_delivery``), so that no message overtakes one the dead host held.
+``CheckpointConflictError``. One host runs on a hub at a time: it holds the hub's lease row
+(``_azure_host_lease``), and a second host is refused. Every host journals the receipts of the messages
+it holds (``_azure_lease_journal``); a host that takes the hub over from a killed process of the same
+machine hands that process's messages back before it starts delivering. After any unclean stop, the next
+host keeps order-sensitive messages (events, suspend/resume, entity operations) back on each control
+queue that may still hide a message the dead host held, for at most one lease (``_azure_delivery``), so
+that no such message overtakes an older one; completions and starts are delivered at once.
 
 Storage calls, without large values: a checkpoint makes one send per new message or work item and one
 table transaction for the history (one more per 99 events past the first 99), encoded by
@@ -39,6 +44,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from azure.core.exceptions import ResourceNotFoundError
@@ -52,7 +58,8 @@ from funchost.stores._azure_attempts import AttemptTable, record_attempts
 from funchost.stores._azure_delivery import Delivery, Lease, QueueHandle, encode_activity, encode_message
 from funchost.stores._azure_finisher import Finisher
 from funchost.stores._azure_history import HistoryTable, PreparedHistory
-from funchost.stores._azure_hub import create_hub, mark_running, mark_stopped
+from funchost.stores._azure_host_lease import HostLease, Takeover, process_exists
+from funchost.stores._azure_hub import create_hub
 from funchost.stores._azure_layout import (
     HubLayout,
     decode_token,
@@ -61,6 +68,7 @@ from funchost.stores._azure_layout import (
     odata_str,
     prefix_upper_bound,
 )
+from funchost.stores._azure_lease_journal import LeaseJournal, hand_back, journal_path, remove_stale
 from funchost.stores._azure_payloads import PayloadTable, PendingPayload, refs_of
 from funchost.stores._azure_retry import Outage, describe, with_retry
 from funchost.stores._azure_rows import entity_from_row, entity_row, instance_from_row, instance_row
@@ -123,6 +131,7 @@ class _Open:
         self.entities = self.tables[layout.entities_table]
         self.delivery: Delivery | None = None
         self.attempts = AttemptTable(self.table_service, layout, store._retry)
+        self.host_lease: HostLease | None = None
 
     async def close(self) -> None:
         await self.table_service.close()
@@ -138,7 +147,8 @@ class AzureStorageStore:
     def __init__(self, settings: StorageSettings, hub_name: str, *, partition_count: int = 4,
                  max_dequeue_count: int = 5, visibility_timeout_s: int = 30, poll_min_s: float = 0.01,
                  poll_max_s: float = 1.0, commit_retry_s: float = 30.0, open_timeout_s: float = 10.0,
-                 activity_prefetch: int = 64, control_prefetch: int = 512, release_on_close: bool = True) -> None:
+                 activity_prefetch: int = 64, control_prefetch: int = 512, release_on_close: bool = True,
+                 exclusive: bool = True) -> None:
         """Build (not open) the store.
 
         Args:
@@ -151,6 +161,9 @@ class AzureStorageStore:
             commit_retry_s: how long a storage call retries storage that does not answer before it fails.
             open_timeout_s: how long ``open`` waits for storage to answer.
             activity_prefetch: control_prefetch: the most messages a poller holds (received, not consumed).
+            exclusive: take the hub's host lease, refusing to open while another host holds it (False:
+                share the hub with the host that holds it, for tests that open a second writer on purpose;
+                such a store keeps no lease journal and holds nothing back after an unclean stop).
             release_on_close: hand held messages back on ``close`` (False: they come back when their
                 leases run out, as after a crash).
         """
@@ -167,6 +180,7 @@ class AzureStorageStore:
         self._commit_retry_s = commit_retry_s
         self._open_timeout_s = open_timeout_s
         self._release_on_close = release_on_close
+        self._exclusive = exclusive
         self._outage = Outage(settings.describe())
         self._open: _Open | None = None
         self._finisher: Finisher | None = None
@@ -184,20 +198,45 @@ class AzureStorageStore:
             await create_hub(self.layout, self.settings, hub.tables, hub.queues, self._outage, self._retry,
                              self._open_timeout_s)
             await hub.attempts.create()
-            unclean = await mark_running(self.layout, hub.tables, self._retry)
+            takeover = Takeover(unclean=False)
+            if self._exclusive:
+                hub.host_lease = HostLease(hub.instances, self._retry,
+                                           f"'{self.hub_name}' in {self.settings.describe()}", on_lost=self._lease_lost)
+                takeover = await hub.host_lease.acquire()
+            unclean = takeover.unclean
+            if takeover.dead_local_pid is not None:
+                # The killed predecessor's leases, from its journal: its messages are visible again at once.
+                handed, stale = await hand_back(
+                    self._journal_path(takeover.dead_local_pid, takeover.dead_local_token), hub.queues)
+                logger.info("task hub %s: handed back %d message(s) the killed host (pid %d) held%s", self.hub_name,
+                            handed, takeover.dead_local_pid,
+                            f"; {stale} come back when their leases run out" if stale else "")
+            if hub.host_lease is not None:
+                remove_stale(self.settings.describe(), self.hub_name,
+                             lambda pid: pid != os.getpid() and not process_exists(pid))
+            # Read before any poller receives: what each control queue holds, its hidden messages included.
+            counts = await self._queue_counts(hub) if unclean else {}
+            journal = (LeaseJournal(self._journal_path(os.getpid(), hub.host_lease.token))
+                       if hub.host_lease is not None else None)
         except BaseException:
+            if hub.host_lease is not None:
+                await hub.host_lease.release(clean=False)
             await hub.close()
             raise
         hub.delivery = Delivery(self.layout, hub.queues, hub.payloads, self._outage, self._retry,
                                 lease_s=self._lease_s, poll_min=self._poll[0], poll_max=self._poll[1],
-                                activity_prefetch=self._prefetch[0], control_prefetch=self._prefetch[1])
+                                activity_prefetch=self._prefetch[0], control_prefetch=self._prefetch[1],
+                                journal=journal)
         hub.delivery.attempts = hub.attempts
         if unclean:
             # Messages the previous host held come back when their leases (at most one lease from now) run out.
-            logger.warning("task hub %s: its previous host did not stop cleanly; orchestrations and entities wait "
-                           "up to %d s for the messages it held to come back, so that each receives its messages "
-                           "in the order they were sent", self.hub_name, self._lease_s)
-            hub.delivery.hold(self._lease_s + HOLD_MARGIN_S)
+            hub.delivery.hold(self._lease_s + HOLD_MARGIN_S, counts)
+            if hub.delivery.holding_back():
+                logger.warning("task hub %s: its previous host did not stop cleanly; events, suspend/resume and "
+                               "entity operations on %d of %d control queues wait up to %d s for the messages it "
+                               "held to come back, so that each instance receives them in the order they were "
+                               "sent (completions are delivered at once)", self.hub_name,
+                               hub.delivery.holding_back(), self.layout.partition_count, self._lease_s)
         self._finisher = Finisher(self._write_instance_row, self._consume, self._drop_value, self._outage)
         self._open = hub
         hub.delivery.start(listener)
@@ -213,11 +252,37 @@ class AzureStorageStore:
         clean = False
         if hub.delivery is not None:
             clean = await hub.delivery.stop(release=self._release_on_close) and self._release_on_close
-        if clean:
-            # The next host need not wait for leases to run out (see ``open``).
+        if hub.host_lease is not None:
+            # Clean: the next host need not wait for leases to run out (see ``open``); either way it may start.
             with contextlib.suppress(Exception):
-                await mark_stopped(self.layout, hub.tables, self._retry)
+                await hub.host_lease.release(clean=clean)
         await hub.close()
+
+    def _journal_path(self, pid: int, token: str) -> Path:
+        return journal_path(self.settings.describe(), self.hub_name, pid, token)
+
+    async def _queue_counts(self, hub: _Open) -> dict[str, int]:
+        """Each control queue's approximate message count; a queue whose count cannot be read is left out
+        (and so held back for the whole lease)."""
+        async def count(queue: str) -> int:
+            properties = await hub.queues[queue].get_queue_properties()
+            return int(properties.approximate_message_count or 0)
+
+        counts = await asyncio.gather(*(count(queue) for queue in self.layout.control_queues),
+                                      return_exceptions=True)
+        return {queue: n for queue, n in zip(self.layout.control_queues, counts, strict=True) if isinstance(n, int)}
+
+    def _lease_lost(self, why: str) -> None:
+        """Another host may own the hub now: write nothing more, and stop taking work, so that the messages
+        this host holds come back to the new owner when their leases run out (the host stays up, answering
+        errors, until it is stopped)."""
+        logger.error("task hub %s: this host no longer holds the task hub lease (%s); it stops writing to the "
+                     "task hub and taking work. Stop it: another host may be running on the hub.", self.hub_name,
+                     why)
+        hub = self._open
+        if hub is not None and hub.delivery is not None:
+            stopping = asyncio.ensure_future(hub.delivery.stop(release=False))
+            stopping.add_done_callback(lambda done: done.cancelled() or done.exception())
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -235,6 +300,12 @@ class AzureStorageStore:
         delivery = self._hub.delivery
         assert delivery is not None
         return delivery
+
+    def _check_lease(self) -> None:
+        """Raise unless this store may write: it holds the hub's lease (or shares the hub, ``exclusive``)."""
+        lease = self._hub.host_lease
+        if lease is not None:
+            lease.check()
 
     @property
     def _finish(self) -> Finisher:
@@ -331,6 +402,7 @@ class AzureStorageStore:
             CheckpointConflictError: the instance's history changed since this host read it.
             StorageUnavailableError: storage did not answer within ``commit_retry_s``.
         """
+        self._check_lease()
         delivery = self._delivery
         if _only_a_result(checkpoint) and delivery.carry(checkpoint.completed_activity, checkpoint.messages[0]):
             return  # the work item carries the result to its instance: nothing to write (see ``Delivery.carry``)
@@ -379,6 +451,7 @@ class AzureStorageStore:
         # happened. If the checkpoint fails, they come back when their leases run out, as duplicates.
         await hub.payloads.put_all(pending)
         sent = await asyncio.gather(*(delivery.send(o) for o in outgoing))
+        self._check_lease()  # a host that lost the lease writes no history (the sends above are duplicates)
         # (2) history, ETag-guarded; the children's sentinels start their (empty) histories. From here on
         # the step is durable: the sentinels hold the instances' columns, which is what the engine reads.
         written = await asyncio.gather(*([hub.history.write(history)] if history is not None else []),
@@ -434,6 +507,7 @@ class AzureStorageStore:
     async def _write_entity(self, row: dict[str, Any]) -> None:
         entities = self._hub.entities
         entity_id = str(row["PartitionKey"])
+        self._check_lease()  # the upsert is unconditional: only the lease holder may write it
         await self._retry(lambda: entities.upsert_entity(row, mode=UpdateMode.REPLACE), f"writing entity {entity_id}")
         new_refs = frozenset(refs_of(row))
         stale = self._entity_refs.get(entity_id, frozenset()) - new_refs
