@@ -158,13 +158,19 @@ def test_event_acknowledged_before_the_kill_is_not_lost(start_host: StartHost) -
     assert status["output"] == {"approval": {"approved": True, "by": "crash-test"}}
 
 
-def test_a_kill_right_after_an_instance_finished_leaves_its_listing_right(start_host: StartHost) -> None:
+@pytest.mark.parametrize(("orchestrator", "given", "output"), [
+    ("echo_input", {"n": 1}, {"n": 1}),  # its last step consumes its start message
+    ("run_chain", "Ada", "Hello Hello Hello Ada"),  # its last step consumes the result its work item carried
+])
+def test_a_kill_right_after_an_instance_finished_leaves_its_listing_right(
+    start_host: StartHost, orchestrator: str, given: Any, output: Any
+) -> None:
     """The Azure store writes the row that queries list shortly after the step's history; a kill in between
     used to leave the listing at Pending or Running for good, while the instance's own status said Completed.
-    Its messages come back to the next host, whose step writes the row again."""
+    What that step consumed comes back to the next host, which writes the finished record again."""
     host = start_host("orchestrations")
     instance_id = f"listed-{uuid.uuid4().hex[:12]}"
-    res = host.post(f"/runtime/webhooks/durabletask/orchestrators/echo_input/{instance_id}", {"n": 1})
+    res = host.post(f"/runtime/webhooks/durabletask/orchestrators/{orchestrator}/{instance_id}", given)
     assert res.status == 202, res.text
     wait_until(lambda: host.status(instance_id).json().get("runtimeStatus") == "Completed", "the instance to finish",
                timeout=30)
@@ -176,4 +182,4 @@ def test_a_kill_right_after_an_instance_finished_leaves_its_listing_right(start_
         return listed[0]["runtimeStatus"] if listed else None
 
     wait_until(lambda: listed_status() == "Completed", "the listing to say Completed", timeout=30)
-    assert host.status(instance_id).json()["output"] == {"n": 1}
+    assert host.status(instance_id).json()["output"] == output

@@ -192,6 +192,10 @@ def test_a_large_fan_out_backlog_interrupted_by_many_kills_completes(
     app = with_default_limit(funchost_apps, tmp_path)
     host = start_host(app)
     instance_id, output = healthy_work(host, steps=0, width=1500)
+    # The backlog first: the step that schedules the 1,500 work items is itself one attempt at the start
+    # message, and killed every time it runs it would be poison, rightly.
+    wait_until(lambda: host.status(instance_id).json().get("runtimeStatus") == "Running",
+               "the fan-out to be scheduled", timeout=60)
     delays = [0.5, 1.0, 0.7, 1.3, 0.6, 1.1] * 3  # 18 kills, far more than the limit
     unfinished = 0
     started = time.monotonic()

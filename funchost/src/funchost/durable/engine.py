@@ -292,6 +292,7 @@ class Engine:
         if await self._already_done(task):
             self._finished_activity(task)
             await self._save_result(task, None)
+            await self._write_again_if_finished(task)
             return False
         what = f"activity '{task.name}' of instance {task.instance_id}"
         if task.attempts >= self.settings.max_dequeue_count:
@@ -336,6 +337,23 @@ class Engine:
         saving = asyncio.create_task(save_again())
         self._saving.add(saving)
         saving.add_done_callback(self._saving.discard)
+
+    async def _write_again_if_finished(self, task: ActivityTask) -> None:
+        """A work item that comes back after a crash, its result in a history that has since finished: the step
+        that consumed the result may have been cut off before the store's instance row (what queries list) was
+        written (the Azure store writes it shortly after the history), so the finished record is written again.
+        Held as a worker holds it, so no step or start of the instance runs meanwhile."""
+        claimed: set[str] = set()
+        try:
+            await self._claim(task.instance_id, claimed)
+            loaded = await self._load(task.instance_id)
+            if loaded is not None and loaded[0].execution_id == task.execution_id and loaded[0].is_terminal:
+                await self.commit(Checkpoint(instance=loaded[0]))
+        except Exception:
+            logger.exception("instance %s: its finished record could not be written again; queries may show an "
+                             "older status until it is", task.instance_id)
+        finally:
+            self._release(claimed)
 
     async def _already_done(self, task: ActivityTask) -> bool:
         """A redelivered work item whose result is already in the history (or whose run is gone) is not run
