@@ -74,6 +74,9 @@ from funchost.stores._azure_retry import Outage, describe, with_retry
 from funchost.stores._azure_rows import entity_from_row, entity_row, instance_from_row, instance_row
 from funchost.stores.azure_settings import StorageSettings
 from funchost.stores.base import (
+    PENDING,
+    RUNNING,
+    SUSPENDED,
     ActivityTask,
     Checkpoint,
     EntityRecord,
@@ -89,6 +92,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CONCURRENT_PURGES = 8
+REPAIR_CONCURRENCY = 8  # sentinel reads at once while rows are checked after an unclean stop
 HOLD_MARGIN_S = 0.5  # on top of a lease: the queue service's clock and ours are not the same
 PROXY_SETTINGS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
@@ -184,6 +188,7 @@ class AzureStorageStore:
         self._outage = Outage(settings.describe())
         self._open: _Open | None = None
         self._finisher: Finisher | None = None
+        self._repair: asyncio.Task[None] | None = None
         self._entity_refs: dict[str, frozenset[str]] = {}
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -240,12 +245,54 @@ class AzureStorageStore:
         self._finisher = Finisher(self._write_instance_row, self._consume, self._drop_value, self._outage)
         self._open = hub
         hub.delivery.start(listener)
+        if unclean:
+            self._repair = asyncio.create_task(self._repair_rows(), name="funchost-repair-rows")
         logger.info("task hub %s opened in %s", self.hub_name, self.settings.describe())
+
+    async def _repair_rows(self) -> None:
+        """After an unclean stop: rewrite the instance rows (what queries list) that a killed host left behind
+        a finished run. The row of a step is written shortly after its history (``_azure_finisher``), so a
+        kill in between leaves a live status in the row of a run whose sentinel says it finished; the engine
+        writes it again when that step's messages come back, and this catches what does not come back. Only
+        finished runs are repaired: their record no longer changes, so a repair cannot overwrite a newer step."""
+        hub = self._hub
+        limit = asyncio.Semaphore(REPAIR_CONCURRENCY)
+        live = " or ".join(f"RuntimeStatus eq {odata_str(s)}" for s in (PENDING, RUNNING, SUSPENDED))
+
+        async def fetch() -> list[Any]:
+            return [row async for row in hub.instances.query_entities(f"RowKey eq '' and ({live})",
+                                                                         select=["PartitionKey"])]
+
+        async def repair(instance_id: str) -> int:
+            async with limit:
+                record = await self.load_instance(instance_id)
+                if record is None or not record.is_terminal:
+                    return 0
+                pending: list[PendingPayload] = []
+                row = instance_row(record, pending)
+                if pending:
+                    return 0  # a large value would have to be stored again first: left to its next step
+                self._finish.add(instance_id, row, [], frozenset())
+                return 1
+
+        try:
+            rows = await self._retry(fetch, "reading the instance rows")
+            repaired = sum(await asyncio.gather(*(repair(str(r["PartitionKey"])) for r in rows)))
+            if repaired:
+                logger.info("task hub %s: %d instance row(s) the previous host left behind a finished run were "
+                            "written again", self.hub_name, repaired)
+        except Exception as err:
+            logger.warning("task hub %s: instance rows were not checked after the unclean stop (%s); a query may "
+                           "list a finished instance as running", self.hub_name, describe(err))
 
     async def close(self) -> None:
         hub = self._open
         if hub is None:
             return
+        if self._repair is not None:
+            self._repair.cancel()
+            await asyncio.gather(self._repair, return_exceptions=True)
+            self._repair = None
         if self._finisher is not None:
             await self._finisher.close(timeout=5.0)  # what is left comes back after the leases, as duplicates
         self._open = None
